@@ -1,0 +1,101 @@
+"""Command-line interface: thin commands that parse strings and call the library.
+
+Every command that takes a MODEL accepts the same model options (``model_options``).
+Errors caused by user input (:class:`artiphys.errors.ArtiphysError`) are printed on one
+line and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+from artiphys.errors import ArtiphysError
+
+
+class _Group(click.Group):
+    """Click group that turns ArtiphysError into a one-line message and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ArtiphysError as exc:
+            click.echo(f"artiphys: error: {exc}", err=True)
+            sys.exit(2)
+        except FileNotFoundError as exc:
+            click.echo(f"artiphys: error: file not found: {exc.filename}; check the path", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="artiphys")
+def main():
+    """artiphys: in-silico electrophysiology of deep networks."""
+
+
+def model_options(func):
+    """Add the shared model options and pass a loaded ``ModelSpec`` as ``spec``."""
+
+    @click.argument("model")
+    @click.option("--pretrained/--untrained", default=None,
+                  help="Trained weights (default for zoo models) or a random-init twin.")
+    @click.option("--weights", "weights", type=click.Path(dir_okay=False), default=None,
+                  help="Explicit weights file (.pth state dict).")
+    @click.option("--seed", type=int, default=0, show_default=True,
+                  help="Seed of random initialisation and shuffles.")
+    @click.option("--input-size", "input_size", type=int, default=None,
+                  help="Input size in px (e.g. 227 for the AlexNet runs of Pospisil et al.).")
+    @click.option("--device", default=None, help="torch device (default: cuda when present).")
+    @functools.wraps(func)
+    def wrapper(model, pretrained, weights, seed, input_size, device, **kwargs):
+        from artiphys.models import load_model
+
+        spec = load_model(model, pretrained=pretrained, weights=weights, seed=seed,
+                          input_size=input_size)
+        return func(spec=spec, device=device, **kwargs)
+
+    return wrapper
+
+
+def parse_list(text: str | None) -> list[str] | None:
+    """``"a,b, c"`` -> ``["a", "b", "c"]``; None stays None."""
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_units(text: str | None) -> list[int] | None:
+    """``"0-3,7"`` -> ``[0, 1, 2, 3, 7]``."""
+    if text is None:
+        return None
+    out: list[int] = []
+    for part in parse_list(text) or []:
+        try:
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                out.extend(range(int(lo), int(hi) + 1))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ArtiphysError(f"cannot read units {text!r}: use e.g. 0-63 or 1,5,9") from None
+    return out
+
+
+def echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+# ---- models (issue 2) ------------------------------------------------------------------
+
+# ---- recording and run store (issue 2) -------------------------------------------------
+
+# ---- stimuli (issue 3) -----------------------------------------------------------------
+
+# ---- tuning analyses (issue 4) ---------------------------------------------------------
+
+# ---- synthesis (issue 5) ---------------------------------------------------------------
+
+# ---- diverse sets (issue 6) ------------------------------------------------------------
