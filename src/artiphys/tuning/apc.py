@@ -17,8 +17,9 @@ The fit of every unit of a layer at once is one large correlation: predictions
 ``(n_models, n_stimuli)`` and responses ``(n_stimuli, n_units)`` are both centred and
 scaled to unit norm, so ``r = P @ R``; it is computed in chunks of models with a running
 maximum, so memory stays bounded whatever the number of units, and on the GPU when one is
-present. The chosen model is then re-scored in float64 against its grid neighbours, so
-near-ties that float32 rounding could flip are settled exactly.
+present. The chosen model is then re-scored in float64 against its neighbours one grid
+step away along each parameter, so near-ties that float32 rounding could flip between
+adjacent models are settled exactly, and the reported r is a float64 correlation.
 """
 
 from __future__ import annotations
@@ -201,35 +202,44 @@ def apc_predictions(features, grid: APCGrid | None = None, *, device=None,
 # ---- fitting ---------------------------------------------------------------------------
 
 def _normalise_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centre and scale rows to unit norm; rows without spread become 0. Returns (x, ok)."""
-    x = x - x.mean(dim=1, keepdim=True)
+    """Centre rows and scale them to unit norm; constant rows become 0. Returns (x, ok).
+
+    A row counts as constant when its spread is at rounding level of its mean (so a row of
+    identical values, whose float mean is not exact, does not become a noise vector).
+    """
+    mean = x.mean(dim=1, keepdim=True)
+    x = x - mean
     norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-    ok = norm[:, 0] > 0
-    return torch.where(norm > 0, x / torch.where(norm > 0, norm, 1), 0), ok
+    eps = torch.finfo(x.dtype).eps
+    ok = norm > 64 * eps * (mean.abs() * x.shape[1] ** 0.5 + torch.finfo(x.dtype).tiny)
+    x.div_(torch.where(ok, norm, 1.0))
+    x.mul_(ok)
+    return x, ok[:, 0]
 
 
 def best_correlations(pred_norm: torch.Tensor, resp_norm: torch.Tensor, *,
-                      max_chunk_mb: float = 256) -> tuple[torch.Tensor, torch.Tensor]:
+                      max_chunk_mb: float = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """Running max / argmax over models of ``pred_norm @ resp_norm``.
 
     ``pred_norm`` ``(M, S)`` and ``resp_norm`` ``(S, U)`` are centred unit-norm rows /
-    columns, so each product entry is a Pearson r. Works in blocks of models and units
-    whose ``(models, units)`` result stays under ``max_chunk_mb``.
+    columns, so each product entry is a Pearson r. Works in blocks of units and models
+    whose ``(units, models)`` block of correlations stays under ``max_chunk_mb``; each
+    block is reduced along its contiguous (model) axis.
     """
     n_models, n_units = pred_norm.shape[0], resp_norm.shape[1]
-    item = pred_norm.element_size()
-    budget = max(1, int(max_chunk_mb * 2**20 / item))
-    unit_block = min(n_units, max(1, budget // 64))
-    model_block = max(1, min(n_models, budget // max(unit_block, 1)))
-    best_r = torch.full((n_units,), -torch.inf, dtype=pred_norm.dtype, device=pred_norm.device)
-    best_m = torch.zeros((n_units,), dtype=torch.long, device=pred_norm.device)
+    budget = max(1, int(max_chunk_mb * 2**20 / pred_norm.element_size()))
+    unit_block = min(n_units, 1024)
+    model_block = max(1, min(n_models, budget // unit_block))
+    best_r = torch.empty((n_units,), dtype=pred_norm.dtype, device=pred_norm.device)
+    best_m = torch.empty((n_units,), dtype=torch.long, device=pred_norm.device)
+    resp_t = resp_norm.T.contiguous()  # (U, S)
     for u0 in range(0, n_units, unit_block):
         u1 = min(u0 + unit_block, n_units)
-        r_blk, m_blk = best_r[u0:u1], best_m[u0:u1]
-        resp = resp_norm[:, u0:u1].contiguous()
+        r_blk = torch.full((u1 - u0,), -torch.inf, dtype=pred_norm.dtype, device=pred_norm.device)
+        m_blk = torch.zeros((u1 - u0,), dtype=torch.long, device=pred_norm.device)
         for m0 in range(0, n_models, model_block):
             m1 = min(m0 + model_block, n_models)
-            vals, idx = torch.max(pred_norm[m0:m1] @ resp, dim=0)
+            vals, idx = torch.max(resp_t[u0:u1] @ pred_norm[m0:m1].T, dim=1)
             better = vals > r_blk
             r_blk = torch.where(better, vals, r_blk)
             m_blk = torch.where(better, idx + m0, m_blk)
@@ -238,9 +248,9 @@ def best_correlations(pred_norm: torch.Tensor, resp_norm: torch.Tensor, *,
 
 
 def _neighbours(grid: APCGrid, model_index: np.ndarray) -> np.ndarray:
-    """``(U, 81)`` model indices of the grid cells within one step of each model."""
+    """``(U, 9)`` model indices: each model and its neighbours one step along each axis."""
     sub = np.stack(np.unravel_index(model_index, grid.shape), axis=1)  # (U, 4)
-    steps = np.stack(np.meshgrid(*[[-1, 0, 1]] * 4, indexing="ij"), -1).reshape(-1, 4)
+    steps = np.vstack([np.zeros((1, 4), int), np.eye(4, dtype=int), -np.eye(4, dtype=int)])
     cand = sub[:, None, :] + steps[None]
     # angular position is circular; the other parameters are clipped at the grid's edges
     cand[..., 0] %= grid.shape[0]
@@ -259,30 +269,32 @@ def _pearson64(pred: np.ndarray, resp: np.ndarray) -> np.ndarray:
 
 
 def _fit_arrays(resp: np.ndarray, preds: torch.Tensor, grid: APCGrid, *, refine: bool,
-                max_chunk_mb: float) -> tuple[np.ndarray, np.ndarray]:
+                max_chunk_mb: float, pred_norm: torch.Tensor | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Best model and its r for each column of ``resp`` ``(S, U)`` (no flag handling)."""
     dev = preds.device
-    pred_norm, _ = _normalise_rows(preds.to(torch.float32))
+    if pred_norm is None:
+        pred_norm, _ = _normalise_rows(preds.to(torch.float32))
     resp_t = torch.as_tensor(resp.T, dtype=torch.float64, device=dev)
-    resp_norm, _ = _normalise_rows(resp_t)
-    r, m = best_correlations(pred_norm, resp_norm.T.to(torch.float32).contiguous(),
-                             max_chunk_mb=max_chunk_mb)
-    m = m.cpu().numpy()
+    resp_norm, _ = _normalise_rows(resp_t)  # (U, S) float64
+    r, m = best_correlations(pred_norm, resp_norm.T.to(torch.float32), max_chunk_mb=max_chunk_mb)
     if not refine or len(m) == 0:
-        return r.cpu().double().numpy(), m
-    cand = _neighbours(grid, m)  # (U, 81)
-    out_r = np.empty(len(m))
-    out_m = np.empty(len(m), dtype=np.int64)
-    block = 512
+        return r.double().cpu().numpy(), m.cpu().numpy()
+    cand = torch.as_tensor(_neighbours(grid, m.cpu().numpy()), device=dev)  # (U, 9)
+    out_r = torch.empty(len(m), dtype=torch.float64, device=dev)
+    out_m = torch.empty(len(m), dtype=torch.long, device=dev)
+    block = 4096
     for lo in range(0, len(m), block):
         c = cand[lo:lo + block]
-        p = preds[torch.as_tensor(c.ravel(), device=dev)].double().cpu().numpy()
-        p = p.reshape(c.shape + (preds.shape[1],))
-        rr = _pearson64(p, resp[:, lo:lo + block].T[:, None, :])
+        p = preds[c.reshape(-1)].double()
+        p, _ = _normalise_rows(p)
+        rr = torch.einsum("uks,us->uk", p.view(c.shape + (preds.shape[1],)),
+                          resp_norm[lo:lo + block])
         best = rr.argmax(1)
-        out_r[lo:lo + block] = rr[np.arange(len(c)), best]
-        out_m[lo:lo + block] = c[np.arange(len(c)), best]
-    return out_r, out_m
+        rows = torch.arange(len(c), device=dev)
+        out_r[lo:lo + block] = rr[rows, best]
+        out_m[lo:lo + block] = c[rows, best]
+    return out_r.cpu().numpy(), out_m.cpu().numpy()
 
 
 def _prepare(responses, features, grid, predictions, device):
@@ -331,7 +343,7 @@ def _result(da, grid, r, m, flags, attrs) -> xr.Dataset:
 
 
 def fit_apc(responses, features=None, grid: APCGrid | None = None, *, predictions=None,
-            device=None, refine: bool = True, max_chunk_mb: float = 256) -> xr.Dataset:
+            device=None, refine: bool = True, max_chunk_mb: float = 64) -> xr.Dataset:
     """Fit the APC model to every unit: the grid model with the highest Pearson r.
 
     Parameters
@@ -346,7 +358,7 @@ def fit_apc(responses, features=None, grid: APCGrid | None = None, *, prediction
         Precomputed :func:`apc_predictions` (reuse across layers and conditions).
     device : torch device, default CUDA when present
     refine : bool
-        Re-score, in float64, the float32 winner against its 80 grid neighbours.
+        Re-score, in float64, the float32 winner against its 8 axis neighbours on the grid.
     max_chunk_mb : float
         Bound on the ``(models, units)`` block of correlations held at once.
 
@@ -377,7 +389,7 @@ def kfold_indices(n: int, n_folds: int, seed: int = 0) -> list[np.ndarray]:
 
 def fit_apc_cv(responses, features=None, grid: APCGrid | None = None, *, n_folds: int = 5,
                seed: int = 0, predictions=None, device=None, refine: bool = True,
-               max_chunk_mb: float = 256) -> xr.Dataset:
+               max_chunk_mb: float = 64) -> xr.Dataset:
     """Cross-validated APC fit: choose the model on k-1 folds, score it on the held-out fold.
 
     Same inputs as :func:`fit_apc`. Folds are a seeded random split of the stimuli.
