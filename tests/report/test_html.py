@@ -32,7 +32,7 @@ def test_report_draws_each_known_result_with_png_and_pdf(tmp_path):
     _stored_tuning(tmp_path)
     index = build_report(tmp_path)
     page = index.read_text()
-    assert "Orientation tuning" in page and '"model": "toy"' in page
+    assert "Orientation tuning" in page and "&quot;model&quot;: &quot;toy&quot;" in page
     assert (index.parent / "fig01.png").stat().st_size > 1000
     assert (index.parent / "fig01.pdf").exists()
     assert page.count("<figure>") == 2
