@@ -111,6 +111,7 @@ def test_equivariant_and_brute_force_agree_on_conv_layers(layer, axis):
     eq = sweep_responses(spec, imgs, layer, pos, axis=axis, method="equivariant", device="cpu")
     bf = sweep_responses(spec, imgs, layer, pos, axis=axis, method="brute", device="cpu")
     assert eq.attrs["method"] == "equivariant" and eq.attrs["stride_px"] in (2, 4)
+    assert eq.attrs["self_check"] == "passed"  # the fast path itself was right
     np.testing.assert_allclose(eq.responses.values, bf.responses.values, atol=1e-4, rtol=0)
     np.testing.assert_allclose(eq.blank.values, bf.blank.values, atol=1e-6)
     assert float(np.abs(bf.responses).max()) > 0.1  # the comparison is not vacuous
@@ -163,3 +164,4 @@ def test_equivariant_matches_brute_force_on_alexnet_conv2():
     bf = sweep_responses(spec, imgs, "features.3", pos, method="brute", device="cpu")
     scale = float(np.abs(bf.responses).max())
     np.testing.assert_allclose(eq.responses.values, bf.responses.values, atol=1e-4 * max(scale, 1))
+    assert eq.attrs["self_check"] == "passed" and eq.attrs["crop_px"] > 0

@@ -170,6 +170,10 @@ class _Stop(Exception):
     pass
 
 
+class _OutOfMap(Exception):
+    """A unit to read lies this many units outside the layer's output map."""
+
+
 def _layer_output(module: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Output of ``layer`` for input ``x``; the forward pass stops there. Hook removed."""
     box = {}
@@ -204,48 +208,74 @@ def _shift(images: torch.Tensor, d: int, axis: str, fill: torch.Tensor) -> torch
     return out
 
 
-def _pad(images: torch.Tensor, pad: int, axis: str, fill: torch.Tensor) -> torch.Tensor:
-    """Widen images by ``pad`` px of ``fill`` on both sides along ``axis``."""
-    n, c, h, w = images.shape
-    shape = (n, c, h, w + 2 * pad) if axis == "x" else (n, c, h + 2 * pad, w)
-    out = fill.expand(shape).clone()
-    if axis == "x":
-        out[..., pad:pad + w] = images
-    else:
-        out[..., pad:pad + h, :] = images
-    return out
-
-
 def _equivariant_stride(module, layer, size: int, axis: str, device) -> int | None:
     """The layer's cumulative stride along ``axis`` if it is translation-equivariant, else None.
 
     Found empirically: the output grows by ``delta / stride`` units when the input grows by
     ``delta`` px, and shifting a random input by one stride shifts the output by one unit.
     """
-    delta = 480  # divisible by every stride 1..6, 8, 10, 12, 15, 16, 20, 24, 30, 32, ...
     g = torch.Generator().manual_seed(0)
     x = torch.randn((1, 3, size, size), generator=g).to(device)
     out = _layer_output(module, layer, x)
     if out.ndim != 4:
         return None
     dim = 3 if axis == "x" else 2
-    wide = torch.randn((1, 3, size, size + delta) if axis == "x" else (1, 3, size + delta, size),
-                       generator=g).to(device)
-    out_wide = _layer_output(module, layer, wide)
-    grow = out_wide.shape[dim] - out.shape[dim]
-    if out_wide.ndim != 4 or grow <= 0 or delta % grow:
+    for delta in (96, 480):  # 96 = 2^5 * 3; 480 adds strides of 5, 10, 15...
+        wide = torch.randn((1, 3, size, size + delta) if axis == "x"
+                           else (1, 3, size + delta, size), generator=g).to(device)
+        out_wide = _layer_output(module, layer, wide)
+        grow = out_wide.shape[dim] - out.shape[dim] if out_wide.ndim == 4 else 0
+        if grow > 0 and delta % grow == 0:
+            break
+    else:
         return None
     stride = delta // grow
     if stride > size // 2:
         return None
     shifted = _layer_output(module, layer, torch.roll(wide, stride, dims=dim))
+    # compare central units only: RFs of units near the ends reach the borders, and the
+    # rolled-in columns
     n = out_wide.shape[dim]
-    a = out_wide.narrow(dim, n // 4, n // 2)
-    b = shifted.narrow(dim, n // 4 + 1, n // 2)
+    width = max(1, n // 8)
+    a = out_wide.narrow(dim, n // 2 - width, 2 * width)
+    b = shifted.narrow(dim, n // 2 - width + 1, 2 * width)
     scale = float(a.abs().max()) or 1.0
     if float((a - b).abs().max()) > 1e-4 * scale:
         return None
     return stride
+
+
+def _rf_margins_px(module, layer, size: int, yx, device) -> tuple[int, int]:
+    """Pixels between the image borders and the RF of the units at ``yx``: ``(y, x)``.
+
+    From the support of the gradient of the units' summed |output| over a few random
+    images (max pooling routes each gradient through one input, so several are pooled).
+    """
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn((3, 3, size, size), generator=g).to(device).requires_grad_(True)
+    box = {}
+
+    def hook(_m, _inp, out):
+        box["out"] = out
+        raise _Stop
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.enable_grad():
+            try:
+                module(x)
+            except _Stop:
+                pass
+            out = box["out"]
+            (grad,) = torch.autograd.grad(out[:, :, yx[0], yx[1]].abs().sum(), x)
+    finally:
+        handle.remove()
+    margins = []
+    for axis_dims in ((0, 1, 3), (0, 1, 2)):  # rows, then columns
+        idx = torch.nonzero(grad.abs().sum(dim=axis_dims) > 0).flatten()
+        margins.append(0 if idx.numel() == 0 else
+                       int(min(int(idx.min()), size - 1 - int(idx.max()))))
+    return margins[0], margins[1]
 
 
 def _prepare_images(images, preprocessing) -> torch.Tensor:
@@ -263,7 +293,8 @@ def _prepare_images(images, preprocessing) -> torch.Tensor:
 
 def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
                     method: str = "auto", unit_yx: tuple[int, int] | None = None,
-                    background=None, batch_size: int = 32, device=None) -> xr.Dataset:
+                    background=None, batch_size: int = 32, device=None,
+                    rf_size_px=None) -> xr.Dataset:
     """Responses of a layer's centre units to shapes at a sweep of positions, and a blank.
 
     Parameters
@@ -278,6 +309,8 @@ def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
     unit_yx : spatial position of the recorded units (default the centre of the map);
         every channel there is a unit
     background : RGB fill of exposed image regions (default each image's corner pixel)
+    rf_size_px : the units' RF size (sets how little the canvas must be widened for the
+        equivariant method); default measured from gradient support
 
     Returns
     -------
@@ -316,16 +349,26 @@ def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
                             "(fully connected or global pooling); use method='brute' or 'auto'")
     used = "equivariant" if stride is not None else "brute"
 
-    def pick(out, offset_units=0):
-        if not spatial:
-            return out.reshape(out.shape[0], -1)
-        y, x = yx
-        if axis == "x":
-            return out[:, :, y, x + offset_units]
-        return out[:, :, y + offset_units, x]
+    def make_pick(y, x):
+        """Read every channel at (y, x), ``offset_units`` along the sweep axis."""
+
+        def pick(out, offset_units=0):
+            if not spatial:
+                return out.reshape(out.shape[0], -1)
+            dim = 3 if axis == "x" else 2
+            at = (x if axis == "x" else y) + offset_units
+            if not 0 <= at < out.shape[dim]:
+                raise _OutOfMap(at - out.shape[dim] + 1 if at >= 0 else -at)
+            return out[:, :, y, at] if axis == "x" else out[:, :, at, x]
+
+        return pick
+
+    pick = make_pick(*yx) if spatial else make_pick(0, 0)
 
     n_shapes = len(imgs)
     chunks = []
+    crop_px = 0
+    self_check = "not needed"
     if used == "brute":
         resp = []
         for d in pos:
@@ -334,23 +377,37 @@ def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
             resp.append(torch.cat(rows).cpu())
         resp_t = torch.stack(resp)  # (P, S, U)
     else:
-        pad = int(np.ceil((np.abs(pos).max() + stride) / stride)) * stride
-        canvas = _pad(imgs, pad, axis, fill)
-        base = pad // stride  # the centre unit's index shift on the canvas
-        resp_t = None
-        for phase in sorted({int(d) % stride for d in pos}):
-            ds = [int(d) for d in pos if int(d) % stride == phase]
-            ks = [(d - phase) // stride for d in ds]
-            parts = []
-            for i in range(0, n_shapes, batch_size):
-                out = run(_shift(canvas[i:i + batch_size], phase, axis, fill[i:i + batch_size]))
-                parts.append(torch.stack([pick(out, base - k) for k in ks]).cpu())
-            block = torch.cat(parts, dim=1)  # (len(ds), S, U)
-            if resp_t is None:
-                resp_t = torch.empty((len(pos),) + block.shape[1:], dtype=block.dtype)
-            for j, d in enumerate(ds):
-                resp_t[np.flatnonzero(pos == d)] = block[j]
+        # the RF's distance from the borders: along the sweep it saves widening the
+        # canvas; across it, rows (columns) outside the RF are cropped away, in whole strides
+        if rf_size_px is not None:
+            m_y = m_x = max(0, (size - int(np.max(rf_size_px))) // 2)
+        else:
+            m_y, m_x = _rf_margins_px(module, ref.module, size, yx, dev)
+        other = "y" if axis == "x" else "x"
+        stride_o = _equivariant_stride(module, ref.module, size, other, dev)
+        margin_o = m_y if axis == "x" else m_x
+        crop = (max(0, margin_o - stride_o) // stride_o) * stride_o if stride_o else 0
+        moved = crop // stride_o if crop else 0  # the unit's index on the cropped map
+        pick_crop = make_pick(yx[0] - moved, yx[1]) if axis == "x" else make_pick(yx[0], yx[1] - moved)
+        imgs_c = _crop(imgs, crop, other)
+        margin = m_x if axis == "x" else m_y
+        resp_t, pad = _equivariant_sweep(run, pick_crop, imgs_c, fill, pos, stride, axis,
+                                         batch_size, margin)
+        # self-check at the sweep's ends on a few shapes against brute force; redo on a
+        # full, conservatively widened canvas if they differ
+        few = slice(0, min(2, n_shapes))
+        self_check = "passed"
+        for i in (int(np.argmin(pos)), int(np.argmax(pos))):
+            ref_resp = pick(run(_shift(imgs[few], int(pos[i]), axis, fill[few]))).cpu()
+            scale = max(float(ref_resp.abs().max()), 1.0)
+            if float((ref_resp - resp_t[i, few]).abs().max()) > 1e-4 * scale:
+                resp_t, pad = _equivariant_sweep(run, pick, imgs, fill, pos, stride, axis,
+                                                 batch_size, 0)
+                crop = 0
+                self_check = "failed; redone on a full canvas"
+                break
         chunks.append(pad)
+        crop_px = crop
     blank_img = fill[:1].expand(1, 3, size, size).clone()
     blank = pick(run(blank_img))[0].cpu()
     n_units = resp_t.shape[2]
@@ -364,7 +421,70 @@ def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
          "blank": ("unit", blank.double().numpy())},
         coords={**coords, "position_px": ("position", pos), "unit": np.arange(n_units)},
         attrs={"method": used, "stride_px": int(stride or 0), "axis": axis,
-               "canvas_pad_px": int(chunks[0]) if chunks else 0})
+               "canvas_px": list(chunks[0]) if chunks else [0, 0], "crop_px": int(crop_px),
+               "self_check": self_check})
+
+
+def _crop(images: torch.Tensor, crop: int, axis: str) -> torch.Tensor:
+    """Remove ``crop`` px from both ends of ``axis`` ("y": rows, "x": columns)."""
+    if crop <= 0:
+        return images
+    return images[..., crop:-crop, :] if axis == "y" else images[..., crop:-crop]
+
+
+def _window(images: torch.Tensor, start: int, end: int, axis: str,
+            fill: torch.Tensor) -> torch.Tensor:
+    """The image columns (``axis="x"``) or rows ``start:end``, background beyond the image."""
+    dim = 3 if axis == "x" else 2
+    size = images.shape[dim]
+    lo, hi = max(start, 0), min(end, size)
+    core = images.narrow(dim, lo, hi - lo)
+    shape = list(images.shape)
+    shape[dim] = end - start
+    out = fill.expand(shape).clone()
+    out.narrow(dim, lo - start, hi - lo).copy_(core)
+    return out
+
+
+def _equivariant_sweep(run, pick, imgs, fill, pos, stride, axis, batch_size, margin_px):
+    """Responses ``(P, S, U)`` from one pass per stride phase on a fitted canvas.
+
+    Position ``d = k * stride + phase`` is read from the unit ``k`` strides over on the
+    image shifted by ``phase``. Its RF is the centre unit's RF (``margin_px`` from the
+    borders) moved by ``-k * stride``; the canvas spans just those RFs (widened with the
+    background or cropped), starting at a whole number of strides so unit indices map.
+    """
+    size = imgs.shape[3 if axis == "x" else 2]
+    ks = [(int(d) - int(d) % stride) // stride for d in pos]
+    left, right = int(margin_px), size - 1 - int(margin_px)
+    start = int(np.floor((left - max(ks) * stride) / stride)) * stride
+    end = max(right + 1 - min(ks) * stride, start + stride)
+    while True:
+        try:
+            resp = _phase_passes(run, pick, imgs, fill, pos, stride, axis, batch_size, start, end)
+            return resp, (start, end)
+        except _OutOfMap as exc:  # the map is too small to hold the shifted units: widen
+            grow = stride * (int(exc.args[0]) + 1)
+            start, end = start - grow, end + grow
+
+
+def _phase_passes(run, pick, imgs, fill, pos, stride, axis, batch_size, start, end):
+    canvas = _window(imgs, start, end, axis, fill)
+    base = -start // stride  # the centre unit's index on the canvas's map
+    resp_t = None
+    for phase in sorted({int(d) % stride for d in pos}):
+        ds = [int(d) for d in pos if int(d) % stride == phase]
+        ks = [(d - phase) // stride for d in ds]
+        parts = []
+        for i in range(0, len(imgs), batch_size):
+            out = run(_shift(canvas[i:i + batch_size], phase, axis, fill[i:i + batch_size]))
+            parts.append(torch.stack([pick(out, base - k) for k in ks]).cpu())
+        block = torch.cat(parts, dim=1)  # (len(ds), S, U)
+        if resp_t is None:
+            resp_t = torch.empty((len(pos),) + block.shape[1:], dtype=block.dtype)
+        for j, d in enumerate(ds):
+            resp_t[np.flatnonzero(pos == d)] = block[j]
+    return resp_t
 
 
 def translation_invariance(model, images, layer, positions_px=None, *, stimulus_width_px: float,
