@@ -90,6 +90,26 @@ def echo_json(obj) -> None:
 
 # ---- models (issue 2) ------------------------------------------------------------------
 
+@main.command("models")
+@click.option("--timm", "include_timm", is_flag=True, help="Also list timm's models (timm:<name>).")
+def models_cmd(include_timm):
+    """List the model names artiphys can load."""
+    from artiphys.models import available_models
+
+    for name in available_models(include_timm=include_timm):
+        click.echo(name)
+
+
+@main.command("model-info")
+@model_options
+def model_info_cmd(spec, device):
+    """Load MODEL and print its provenance (condition, weights file and sha256, input size)."""
+    info = spec.provenance()
+    info["n_parameters"] = sum(p.numel() for p in spec.module.parameters())
+    info["aliases"] = spec.aliases
+    echo_json(info)
+
+
 # ---- recording and run store (issue 2) -------------------------------------------------
 
 # ---- stimuli (issue 3) -----------------------------------------------------------------
