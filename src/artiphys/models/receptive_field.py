@@ -743,8 +743,11 @@ def gradient_support_px(model: ModelSpec | nn.Module, layer, channel: int = 0,
     copied: dict = {}
     graph.graph_copy(traced.graph_module.graph, copied)
     graph.output(copied[target])
-    graph.eliminate_dead_code()
-    gm = _positive_copy(fx.GraphModule(traced.graph_module, graph))
+    truncated = fx.GraphModule(traced.graph_module, graph)  # shares the model's modules
+    truncated.graph.eliminate_dead_code()
+    truncated.delete_all_unused_submodules()
+    truncated.recompile()
+    gm = _positive_copy(truncated)
 
     size = traced.input_size_px
     shape = _shape(target)
