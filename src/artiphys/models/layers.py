@@ -161,6 +161,9 @@ class LayerInfo:
     call : int or None
         For a module that runs several times per forward pass (a ResNet block's ``relu``),
         which run this row is (0-based); None for modules that run once.
+    same_as : tuple of str
+        Other module paths whose output is this same tensor (``features`` for AlexNet's
+        ``features.12``; a ResNet block's last ``relu`` for the block).
     note : str
         Why the geometry is unknown, else ``""``.
     """
@@ -175,6 +178,7 @@ class LayerInfo:
     offset_px: tuple[float, float] | np.ndarray | None
     is_spatial: bool
     call: int | None = None
+    same_as: tuple[str, ...] = ()
     note: str = ""
 
     @property
@@ -191,7 +195,7 @@ class LayerInfo:
 
     def to_dict(self) -> dict:
         """JSON-able row: ``name, alias, kind, shape, units, rf_size, rf_size_min,
-        rf_size_max, stride, offset, is_spatial, call, note``; per-channel values as lists."""
+        rf_size_max, stride, offset, is_spatial, call, same_as, note``; per-channel values as lists."""
         rng = self.rf_size_range_px
         return {
             "name": self.name,
@@ -206,6 +210,7 @@ class LayerInfo:
             "offset": _jsonable(self.offset_px),
             "is_spatial": self.is_spatial,
             "call": self.call,
+            "same_as": list(self.same_as),
             "note": self.note,
         }
 
@@ -280,8 +285,21 @@ def list_layers(model: ModelSpec | nn.Module, input_size_px: int | None = None) 
         rows.append(LayerInfo(
             name=path, alias=alias, kind=kind, shape=geom.out_shape, units=geom.out_shape[0],
             rf_size_px=geom.rf_size_px, stride_px=geom.stride_px, offset_px=geom.offset_px,
-            is_spatial=geom.is_spatial, call=index if counts[path] > 1 else None, note=geom.note))
+            is_spatial=geom.is_spatial, call=index if counts[path] > 1 else None,
+            same_as=tuple(dict.fromkeys(p for p, _ in candidates if p != path)), note=geom.note))
     return rows
+
+
+def select_layer_rows(model: ModelSpec | nn.Module, rows: list[LayerInfo], layer: str
+                      ) -> list[LayerInfo]:
+    """The rows of ``layer`` (module path or alias; several when the module runs more than
+    once). Raises UnknownLayerError, with close matches, for names the model does not have."""
+    ref = resolve_layer(spec_with_aliases(model), layer)
+    found = [r for r in rows if r.name == ref.name or ref.name in r.same_as]
+    if not found:
+        raise UnknownLayerError(f"layer {layer!r} ({ref.name}) produces no output of its own "
+                                "in the layer table; pick one of the listed layers")
+    return found
 
 
 def format_layer_table(rows: list[LayerInfo]) -> str:
