@@ -230,3 +230,24 @@ def test_cli_with_real_registry():
     assert result.exit_code == 0, result.output
     rf = {r["alias"]: r["rf_size"] for r in json.loads(result.stdout) if r["alias"]}
     assert {a: rf[a] for a in ALEXNET_RF} == ALEXNET_RF
+
+
+class _Untraceable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        if x.sum() >= 0:  # data-dependent branch: torch.fx cannot trace it
+            x = self.conv(x)
+        return self.relu(x)
+
+
+def test_untraceable_model_is_listed_without_geometry():
+    model = _Untraceable().eval()
+    rows = list_layers(model, input_size_px=16)
+    assert [(r.name, r.kind, r.shape) for r in rows] == [("conv", "conv", (4, 14, 14)),
+                                                          ("relu", "relu", (4, 14, 14))]
+    assert rows[0].rf_size_px is None and "trace" in rows[0].note
+    assert not model.conv._forward_hooks and not model.relu._forward_hooks

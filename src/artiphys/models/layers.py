@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 from torch import nn
 
 from artiphys.errors import UnknownLayerError, close_matches
@@ -245,15 +246,27 @@ def list_layers(model: ModelSpec | nn.Module, input_size_px: int | None = None) 
     input_size_px : int, optional
         Side of the square input; default the model's preprocessing input size.
 
+    A model that torch.fx cannot trace (data-dependent control flow in ``forward``) is
+    listed by running it once with forward hooks on its leaf modules: names, kinds and
+    shapes, with the receptive fields left unknown (``None``, reason in ``note``).
+
     Raises
     ------
     GeometryError
-        When the model cannot be traced with torch.fx.
+        When the model does not run on an input of that size.
     """
-    from artiphys.models.receptive_field import _kind_of_node, geometry_of_node, trace_geometry
+    from artiphys.models.receptive_field import (
+        UntraceableModelError,
+        _kind_of_node,
+        geometry_of_node,
+        trace_geometry,
+    )
 
     spec = spec_with_aliases(model)
-    traced = trace_geometry(spec, input_size_px)
+    try:
+        traced = trace_geometry(spec, input_size_px)
+    except UntraceableModelError as exc:
+        return _list_layers_by_hooks(spec, input_size_px, str(exc))
     reverse = {path: alias for alias, path in spec.aliases.items()}
     modules = dict(spec.module.named_modules())
     gm_modules = dict(traced.graph_module.named_modules())
@@ -287,6 +300,47 @@ def list_layers(model: ModelSpec | nn.Module, input_size_px: int | None = None) 
             rf_size_px=geom.rf_size_px, stride_px=geom.stride_px, offset_px=geom.offset_px,
             is_spatial=geom.is_spatial, call=index if counts[path] > 1 else None,
             same_as=tuple(dict.fromkeys(p for p, _ in candidates if p != path)), note=geom.note))
+    return rows
+
+
+def _list_layers_by_hooks(spec: ModelSpec, input_size_px: int | None, reason: str
+                          ) -> list[LayerInfo]:
+    """Fallback listing from one forward pass with hooks on leaf modules (no geometry)."""
+    from artiphys.models.receptive_field import _first_in_channels, _kind_of_module
+
+    size = int(input_size_px or spec.preprocessing.input_size_px)
+    calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+    handles = []
+
+    def recorder(path):
+        def hook(module, inputs, output):
+            if isinstance(output, torch.Tensor):
+                calls.append((path, module, tuple(output.shape[1:])))
+        return hook
+
+    param = next(spec.module.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    try:
+        for path, module in spec.module.named_modules():
+            if path and not list(module.children()):
+                handles.append(module.register_forward_hook(recorder(path)))
+        with torch.no_grad():
+            spec.module(torch.zeros(1, _first_in_channels(spec.module), size, size, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    reverse = {path: alias for alias, path in spec.aliases.items()}
+    counts = Counter(path for path, _, _ in calls)
+    seen: Counter = Counter()
+    rows = []
+    for path, module, shape in calls:
+        index = seen[path]
+        seen[path] += 1
+        rows.append(LayerInfo(
+            name=path, alias=reverse.get(path), kind=_kind_of_module(module), shape=shape,
+            units=shape[0] if shape else 1, rf_size_px=None, stride_px=None, offset_px=None,
+            is_spatial=len(shape) == 3, call=index if counts[path] > 1 else None,
+            note=f"receptive field unknown: {reason}"))
     return rows
 
 

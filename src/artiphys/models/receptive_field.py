@@ -49,6 +49,7 @@ from artiphys.models.spec import ModelSpec, as_spec
 __all__ = [
     "RFGeometry",
     "GeometryError",
+    "UntraceableModelError",
     "layer_geometry",
     "unit_center_px",
     "gradient_support_px",
@@ -57,6 +58,10 @@ __all__ = [
 
 class GeometryError(ArtiphysError):
     """The model's graph cannot be traced, or a layer's geometry cannot be computed."""
+
+
+class UntraceableModelError(GeometryError):
+    """torch.fx cannot trace the model's forward (data-dependent control flow)."""
 
 
 # ---- public result ----------------------------------------------------------------------
@@ -347,7 +352,10 @@ _ELEMENTWISE_NAMES = {
     "tanh", "hardswish", "hardsigmoid", "hardtanh", "softplus", "dropout", "dropout2d",
     "contiguous", "clone", "float", "double", "half", "to", "type", "detach", "neg", "abs",
     "exp", "log", "sqrt", "pow", "square", "clamp", "clamp_min", "sigmoid_", "batch_norm",
+    "stochastic_depth", "drop_path",
 }
+# identity in eval mode (torchvision.ops.StochasticDepth, timm DropPath)
+_IDENTITY_IN_EVAL = {"StochasticDepth", "DropPath", "DropBlock2d"}
 _BINARY = {operator.add, operator.sub, operator.mul, operator.truediv, operator.iadd,
            operator.imul, torch.add, torch.sub, torch.mul, torch.div}
 _BINARY_METHODS = {"add", "add_", "sub", "mul", "mul_", "div", "expand_as"}
@@ -405,7 +413,9 @@ def _node_geo(node: fx.Node, geos: dict, modules: dict[str, nn.Module]) -> _Geo 
     shape = _shape(node)
     if shape is None:  # not a tensor (sizes, tuples)
         return None
-    tensor_inputs = [a for a in node.all_input_nodes if _shape(a) is not None]
+    # parameters and buffers (get_attr) are constants: they carry no receptive field
+    tensor_inputs = [a for a in node.all_input_nodes
+                     if _shape(a) is not None and a.op != "get_attr"]
     ins = [geos.get(a) for a in tensor_inputs]
     if any(g is None for g in ins):
         return _unknown("an input of this operation has no geometry")
@@ -433,7 +443,7 @@ def _node_geo(node: fx.Node, geos: dict, modules: dict[str, nn.Module]) -> _Geo 
             return _adaptive(first, mod.output_size, _shape(tensor_inputs[0])[1:])
         if isinstance(mod, nn.LocalResponseNorm):
             return _channel_window(first, mod.size)
-        if isinstance(mod, _ELEMENTWISE_MODULES):
+        if isinstance(mod, _ELEMENTWISE_MODULES) or type(mod).__name__ in _IDENTITY_IN_EVAL:
             return first
         if isinstance(mod, (nn.GroupNorm, nn.InstanceNorm2d)) and spatial:
             return _to_global(first)  # statistics over the whole map
@@ -555,7 +565,7 @@ def trace_geometry(model: ModelSpec | nn.Module, input_size_px: int | None = Non
     try:
         graph = tracer.trace(module)
     except Exception as exc:  # fx raises many types; all mean "not traceable"
-        raise GeometryError(
+        raise UntraceableModelError(
             f"cannot trace {type(module).__name__} with torch.fx ({type(exc).__name__}: {exc}); "
             "receptive fields need the model's graph: remove data-dependent control flow "
             "from forward() or wrap the model in an nn.Sequential") from None
