@@ -419,6 +419,9 @@ def _node_geo(node: fx.Node, geos: dict, modules: dict[str, nn.Module]) -> _Geo 
     ins = [geos.get(a) for a in tensor_inputs]
     if any(g is None for g in ins):
         return _unknown("an input of this operation has no geometry")
+    if not ins:
+        what = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+        return _unknown(f"no receptive-field rule for {what or node.target} of a non-tensor value")
     first = ins[0] if ins else None
     if first is not None and first.kind == "unknown" and not (
             node.op == "call_function" and node.target is torch.cat):
@@ -494,7 +497,7 @@ def _node_geo(node: fx.Node, geos: dict, modules: dict[str, nn.Module]) -> _Geo 
 
 
 def _flatten_node(g: _Geo, in_shape, out_shape, start_dim) -> _Geo:
-    if len(out_shape) == len(in_shape):
+    if tuple(out_shape) == tuple(in_shape):
         return g
     if start_dim in (1, -3) and len(in_shape) == 3 and len(out_shape) == 1:
         return _flatten(g, in_shape)
