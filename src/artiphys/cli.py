@@ -110,6 +110,26 @@ def model_info_cmd(spec, device):
     echo_json(info)
 
 
+@main.command("layers")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list of objects (name, alias, kind, shape, units, rf_size, "
+                   "stride, offset, ...) instead of a table.")
+@click.option("--layer", "layer", default=None,
+              help="Only this layer (module path or alias, e.g. conv2 or features.3).")
+@model_options
+def layers_cmd(spec, device, as_json, layer):
+    """List MODEL's layers in execution order with shapes and receptive fields (px)."""
+    from artiphys.models.layers import format_layer_table, list_layers, select_layer_rows
+
+    rows = list_layers(spec)
+    if layer is not None:
+        rows = select_layer_rows(spec, rows, layer)
+    if as_json:
+        echo_json([row.to_dict() for row in rows])
+    else:
+        click.echo(format_layer_table(rows))
+
+
 # ---- recording and run store (issue 2) -------------------------------------------------
 
 # ---- stimuli (issue 3) -----------------------------------------------------------------
