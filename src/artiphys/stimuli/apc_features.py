@@ -130,6 +130,7 @@ def boundary_features(shape_id: int, rotation: int = 0, *, smooth_samples: float
     kappa *= np.sign(signed_area)
     c = polygon_centroid(p)
     ang = np.mod(np.arctan2(y - c[1], x - c[0]), 2 * np.pi)
+    ang[ang >= 2 * np.pi] = 0.0  # mod of a tiny negative angle rounds to 2 pi
     kn = np.tanh(kappa / 4)
     ext = curvature_extrema(kn, smooth_samples, min_prominence)
     for a in (p, c, ang, kappa, kn, ext):

@@ -51,8 +51,12 @@ ROTATION_STEP_DEG = 45.0
 BIG_CIRCLE_ID = 1
 SCALES = ("big_circle", "bbox_370")
 CENTERS = ("centroid", "bbox", "origin")
-# shape ids whose rotations 4-7 repeat rotations 0-3 (dropped from the 362 unique set)
-_DUPLICATE_ROTATION_IDS = (3, 44)
+# Shape id 29 as drawn by the original v4cnn code (Pospisil et al. 2018): control point 0
+# (and its closing copy) is (-0.467, +0.102) instead of the published (-0.467, -0.102)
+# (noted with the data), and control point 14 is (0.570, -1.131) instead of (0.571, -1.131)
+# (found here: it is the only other difference from the reference boundaries, 6.7e-4 at
+# the sample of that control point).
+_V4CNN_SHAPE29_POINTS = {0: (-0.467, 0.102), 14: (0.570, -1.131)}
 
 
 @dataclass(frozen=True)
@@ -84,8 +88,9 @@ def shape_library(v4cnn_shape29: bool = False) -> tuple[PCShape, ...]:
     Parameters
     ----------
     v4cnn_shape29 : bool
-        Use the first/last control point of shape id 29 as in the boundaries of the
-        original v4cnn code, (-0.467, +0.102), instead of the published (-0.467, -0.102).
+        Use shape id 29 as in the boundaries of the original v4cnn code: first/last
+        control point (-0.467, +0.102) instead of the published (-0.467, -0.102), and
+        control point 14 at x = 0.570 instead of 0.571.
     """
     text = resources.files("artiphys").joinpath("data/pasupathy_shapes.json").read_text()
     data = json.loads(text)
@@ -94,7 +99,9 @@ def shape_library(v4cnn_shape29: bool = False) -> tuple[PCShape, ...]:
         cp = np.asarray(s["control_points"], dtype=np.float64)
         if v4cnn_shape29 and s["id"] == 29:
             cp = cp.copy()
-            cp[0] = cp[-1] = data["shape_29_first_control_point_in_v4cnn_mat"]
+            for i, xy in _V4CNN_SHAPE29_POINTS.items():
+                cp[i] = xy
+            cp[-1] = cp[0]
         cp.setflags(write=False)
         out.append(PCShape(int(s["id"]), cp, int(s["n_rotations"]), int(s["n_unique_rotations"])))
     return tuple(out)
