@@ -76,7 +76,8 @@ def find_images(folder: str | Path, n: int | None = None, seed: int = 0) -> list
             else:
                 skipped.append(candidates[i])
         if len(chosen) < n:
-            raise StimulusError(f"asked for {n} images but {folder} holds only {len(chosen)} readable ones")
+            raise StimulusError(f"asked for {n} images but {folder} holds only {len(chosen)} readable "
+                                f"ones ({len(skipped)} other files skipped); ask for fewer")
         good = sorted(chosen, key=lambda p: p.relative_to(folder).as_posix())
     else:
         good = []

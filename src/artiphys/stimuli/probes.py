@@ -7,7 +7,7 @@ every stimulus of a set (parameter columns ``probe``, ``probe_value`` added).
 Baselines: Gaussian noise, all-white and all-gray images (:func:`baseline_images`).
 
 Geometry: zoom and rotation are about the image centre, sampled bilinearly; pixels that
-come from outside the source image are ``fill`` (default 0.5 gray). ``angle_deg`` turns
+come from outside the source image are ``fill`` (default each image's mean border colour). ``angle_deg`` turns
 the picture counter-clockwise as seen on screen.
 """
 
@@ -35,7 +35,15 @@ def _check_images(images: torch.Tensor) -> torch.Tensor:
     return images.float()
 
 
-def _affine(images: torch.Tensor, matrix: torch.Tensor, fill: float) -> torch.Tensor:
+def _fill_value(images: torch.Tensor, fill: float | None) -> torch.Tensor | float:
+    """``fill``, or (None) each image's mean border colour, shape (n, 3, 1, 1)."""
+    if fill is not None:
+        return float(fill)
+    border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., :, 0], images[..., :, -1]], -1)
+    return border.mean(-1)[..., None, None]
+
+
+def _affine(images: torch.Tensor, matrix: torch.Tensor, fill) -> torch.Tensor:
     """Sample ``images`` at ``matrix @ (x, y)`` (normalised coordinates, x right, y down)."""
     n = images.shape[0]
     theta = torch.cat([matrix, torch.zeros(2, 1)], 1).unsqueeze(0).expand(n, -1, -1)
@@ -44,9 +52,14 @@ def _affine(images: torch.Tensor, matrix: torch.Tensor, fill: float) -> torch.Te
     return (out + fill).clamp(0, 1)
 
 
-def zoom(images: torch.Tensor, factor: float, fill: float = 0.5) -> torch.Tensor:
-    """Magnify by ``factor`` about the centre at fixed image size (factor < 1 shrinks)."""
+def zoom(images: torch.Tensor, factor: float, fill: float | None = None) -> torch.Tensor:
+    """Magnify by ``factor`` about the centre at fixed image size (factor < 1 shrinks).
+
+    Area outside the source is ``fill`` (default: each image's mean border colour, so
+    shapes on black stay on black and gratings on gray on gray).
+    """
     images = _check_images(images)
+    fill = _fill_value(images, fill)
     if factor <= 0:
         raise StimulusError(f"zoom factor must be positive, got {factor}")
     if factor < 1:  # shrinking: antialias first so fine patterns do not alias
@@ -54,16 +67,20 @@ def zoom(images: torch.Tensor, factor: float, fill: float = 0.5) -> torch.Tensor
         small = max(1, h - 2 * round((h - h * factor) / 2))  # same parity: centre stays put
         shrunk = F.interpolate(images, size=(small, small), mode="bilinear", antialias=True,
                                align_corners=False)
-        out = torch.full_like(images, fill)
+        out = torch.zeros_like(images) + fill
         o = (h - small) // 2
         out[..., o:o + small, o:o + small] = shrunk
         return out
     return _affine(images, torch.eye(2) / float(factor), fill)
 
 
-def rotate(images: torch.Tensor, angle_deg: float, fill: float = 0.5) -> torch.Tensor:
-    """Rotate counter-clockwise (as seen on screen) by ``angle_deg`` about the centre."""
+def rotate(images: torch.Tensor, angle_deg: float, fill: float | None = None) -> torch.Tensor:
+    """Rotate counter-clockwise (as seen on screen) by ``angle_deg`` about the centre.
+
+    Corners brought in from outside the source are ``fill`` (default: mean border colour).
+    """
     images = _check_images(images)
+    fill = _fill_value(images, fill)
     a = math.radians(angle_deg)
     # output pixel p (x right, y down) samples the input at p rotated by -a on screen,
     # which in y-down coordinates is the matrix [[cos a, -sin a], [sin a, cos a]]
