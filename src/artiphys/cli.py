@@ -134,6 +134,59 @@ def layers_cmd(spec, device, as_json, layer):
 
 # ---- stimuli (issue 3) -----------------------------------------------------------------
 
+def parse_options(items) -> dict:
+    """``("size_px=64", "unique=false")`` -> ``{"size_px": 64, "unique": False}``."""
+    from artiphys.stimuli.registry import _parse_value
+
+    out = {}
+    for item in items or ():
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ArtiphysError(f"cannot read option {item!r}: use --option key=value")
+        out[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    return out
+
+
+@main.command("stimuli")
+@click.argument("set_name", required=False)
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="Set option, repeatable (e.g. -o size_px=64 -o orientation_deg=0,45,90).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write a labelled contact sheet (e.g. shapes.png).")
+@click.option("--json", "as_json", is_flag=True, help="Print the parameter table as JSON.")
+@click.option("--cols", type=int, default=None, help="Columns of the contact sheet.")
+@click.option("--limit", type=int, default=None, help="Draw only the first N stimuli.")
+@click.option("--no-crop", is_flag=True, help="Draw whole images, not the central content.")
+@click.option("--list", "list_sets", is_flag=True, help="List the stimulus set names.")
+def stimuli_cmd(set_name, options, out, as_json, cols, limit, no_crop, list_sets):
+    """Build stimulus set SET_NAME (shapes, shapes_sweep, gratings, gabors, dog,
+    binarised_grating, images, probe, baselines, ...); draw it or print its table.
+
+    Also accepts SET_NAME:key=value,key=value (the form of ``record --stimuli``).
+    """
+    from artiphys.stimuli.registry import _load_builtin_sets, available_sets, make_stimuli
+
+    if list_sets or not set_name:
+        _load_builtin_sets()
+        click.echo("\n".join(available_sets()))
+        return
+    name, _, inline = set_name.partition(":")
+    # inline options are comma-separated; --option values may themselves hold lists (0,45,90)
+    opts = parse_options(o.strip() for o in inline.split(",") if o.strip())
+    opts.update(parse_options(options))
+    stim = make_stimuli(name, **opts)
+    if out:
+        from artiphys.stimuli.sheet import save_contact_sheet
+
+        path = save_contact_sheet(stim, out, ncols=cols, limit=limit, crop=not no_crop)
+        click.echo(f"wrote {path} ({min(len(stim), limit or len(stim))} of {len(stim)} stimuli, "
+                   f"set {stim.name}, hash {stim.content_hash})", err=as_json)
+    if as_json:
+        click.echo(stim.params.to_json(orient="records", indent=1))
+    elif not out:
+        echo_json(stim.describe())
+
+
 # ---- tuning analyses (issue 4) ---------------------------------------------------------
 
 # ---- synthesis (issue 5) ---------------------------------------------------------------
