@@ -132,6 +132,80 @@ def layers_cmd(spec, device, as_json, layer):
 
 # ---- recording and run store (issue 2) -------------------------------------------------
 
+def parse_unit_arg(text: str):
+    """``center`` | ``all`` | channels ``0-63,70`` (at the map centre) | ``c:y:x,c:y:x``."""
+    text = text.strip()
+    if text in {"center", "all"}:
+        return text
+    if ":" in text:
+        out = []
+        for part in parse_list(text) or []:
+            try:
+                c, y, x = (int(v) for v in part.split(":"))
+            except ValueError:
+                raise ArtiphysError(f"cannot read unit {part!r}: use channel:y:x, e.g. 3:6:6") from None
+            out.append((c, y, x))
+        return out
+    try:
+        return parse_units(text)
+    except ArtiphysError:
+        raise ArtiphysError(f"cannot read --units {text!r}: use center, all, channels like 0-63, "
+                            "or channel:y:x triples like 3:6:6,4:6:6") from None
+
+
+def load_stimuli_arg(text: str):
+    """A registered set (``NAME[:key=value,...]``) or a ``.npy`` file of images in [0, 1]."""
+    from pathlib import Path
+
+    from artiphys.stimuli.registry import parse_stimuli_arg
+
+    if text.endswith(".npy") or Path(text).is_file():
+        import numpy as np
+
+        from artiphys.recording import as_stimulus_set
+
+        try:
+            images = np.load(text, allow_pickle=False)
+        except ValueError as exc:
+            raise ArtiphysError(f"cannot read images from {text}: {exc}; save a float array "
+                                "(n, 3, H, H) in [0, 1] with numpy.save") from None
+        return as_stimulus_set(images, name=f"file:{Path(text).name}")
+    return parse_stimuli_arg(text)
+
+
+@main.command("record")
+@model_options
+@click.option("--stimuli", "stimuli_arg", required=True,
+              help="Stimulus set NAME[:key=value,...] (e.g. noise:n=64) or a .npy file of "
+                   "images (n, 3, H, H) in [0, 1].")
+@click.option("--layers", required=True, help="Comma-separated layer names or aliases.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Run directory to write (manifest.json + netCDF files).")
+@click.option("--units", "units_arg", default="center", show_default=True,
+              help="center, all, channels (0-63,70) or channel:y:x triples (3:6:6,4:6:6).")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--chunk-size", type=int, default=512, show_default=True,
+              help="Stimuli per netCDF chunk file (bounds memory).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+def record_cmd(spec, device, stimuli_arg, layers, out, units_arg, batch_size, chunk_size, resume):
+    """Record responses of MODEL's units in --layers to a stimulus set into --out."""
+    from tqdm import tqdm
+
+    from artiphys.recording import record_to_store
+
+    stimuli = load_stimuli_arg(stimuli_arg)
+    units = parse_unit_arg(units_arg)
+    with tqdm(total=len(stimuli), unit="img", disable=None, leave=False) as bar:
+        run = record_to_store(spec, stimuli, parse_list(layers) or [], out, units,
+                              chunk_size=chunk_size, batch_size=batch_size, device=device,
+                              resume=resume, command=list(sys.argv),
+                              metadata={"stimuli_arg": stimuli_arg},
+                              progress=lambda done: bar.update(done - bar.n))
+    manifest = run.manifest
+    click.echo(f"recorded {manifest['n_stimuli']} stimuli x "
+               f"{len(manifest['layers'])} layer(s) of {spec.name} into {run.path}")
+
+
 # ---- stimuli (issue 3) -----------------------------------------------------------------
 
 def parse_options(items) -> dict:
