@@ -103,10 +103,11 @@ def scale(factors: Sequence[float]) -> Transform:
 
 
 def rotate_images(x: torch.Tensor, angle_deg: float, fill: str = "reflection") -> torch.Tensor:
-    """Rotate images ``(n, C, H, W)`` counter-clockwise by ``angle_deg`` about the centre."""
+    """Rotate images ``(n, C, H, W)`` counter-clockwise (as displayed, rows down) by
+    ``angle_deg`` about the centre."""
     a = math.radians(angle_deg)
     cos, sin = math.cos(a), math.sin(a)
-    theta = torch.tensor([[cos, sin, 0.0], [-sin, cos, 0.0]], dtype=x.dtype, device=x.device)
+    theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype, device=x.device)
     grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=fill, align_corners=False)
 
