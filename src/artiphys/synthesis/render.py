@@ -18,7 +18,7 @@ from artiphys.errors import ArtiphysError
 from artiphys.models.layers import resolve_layer
 from artiphys.models.spec import ModelSpec, as_spec
 from artiphys.synthesis import transforms as T
-from artiphys.synthesis.hooks import forward_to_layers
+from artiphys.synthesis.geometry import unit_geometry
 from artiphys.synthesis.objectives import for_units
 from artiphys.synthesis.optimize import Stopper, SynthesisResult, optimize
 from artiphys.synthesis.param import make_param
@@ -124,41 +124,13 @@ def default_recipe(param_kind: str, **changes) -> Recipe:
 
 def rf_size_px(model: ModelSpec | torch.nn.Module, layer, input_size_px: int | None = None,
                seed: int = 0) -> int:
-    """Side (px) of the receptive field of the centre unit of ``layer``.
-
-    Uses ``artiphys.models.receptive_field.layer_geometry`` when available, else the
-    gradient support of the centre unit (summed over channels) for eight random inputs
-    at the model's input size; capped at the input size.
-    """
+    """Side (px) of the receptive field of the centre unit of ``layer`` (capped at the
+    model's input size; the input size for non-spatial layers). See
+    :func:`artiphys.synthesis.geometry.unit_geometry`."""
     spec = as_spec(model)
     size = int(input_size_px or spec.preprocessing.input_size_px)
-    try:
-        from artiphys.models.receptive_field import layer_geometry
-    except ImportError:
-        layer_geometry = None
-    if layer_geometry is not None:
-        try:
-            geo = layer_geometry(spec, layer, input_size_px=size)
-            if not geo.is_spatial:
-                return size
-            return int(min(size, int(np.max(geo.rf_size_px))))
-        except NotImplementedError:
-            pass
-    g = torch.Generator().manual_seed(seed)
-    dev = next((p.device for p in spec.module.parameters()), torch.device("cpu"))
-    x = torch.rand(8, 3, size, size, generator=g).to(dev).requires_grad_(True)
-    out = forward_to_layers(spec, spec.preprocessing.normalise(x), [layer])[layer]
-    if out.ndim != 4:
-        return size
-    h, w = out.shape[-2:]
-    (grad,) = torch.autograd.grad(out[:, :, (h - 1) // 2, (w - 1) // 2].sum(), x)
-    support = grad.abs().sum((0, 1)) > 0
-    rows = torch.nonzero(support.any(1)).flatten()
-    cols = torch.nonzero(support.any(0)).flatten()
-    if rows.numel() == 0:
-        return size
-    extent = max(int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1))
-    return int(min(size, extent))
+    geo = unit_geometry(spec, layer, size, seed=seed)
+    return int(min(size, geo.rf_size_px)) if geo.is_spatial else size
 
 
 def render_units(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int], *,
