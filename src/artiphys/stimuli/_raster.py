@@ -65,8 +65,10 @@ def fill_polygon(xy_px: np.ndarray, size_px: int, supersample: int = 1):
     ri, ei = np.nonzero(crosses)
     xa, ya, xb, yb = x0[ei], y0[ei], x1[ei], y1[ei]
     xc = xa + (rows[ri, 0] - ya) * (xb - xa) / (yb - ya)
-    # first sub-column whose centre lies strictly right of the crossing
-    col = np.clip(np.floor(xc - c0).astype(np.int64) + 1, 0, nc)
+    # toggle from the first sub-column whose centre is at or right of the crossing: like the
+    # rows (y0 <= row < y1), a pixel centre exactly on a left/top edge is inside and on a
+    # right/bottom edge outside, so abutting polygons never share or miss a pixel
+    col = np.clip(np.ceil(xc - c0).astype(np.int64), 0, nc)
     counts = np.bincount(ri * (nc + 1) + col, minlength=nr * (nc + 1)).reshape(nr, nc + 1)
     inside = (np.cumsum(counts[:, :nc], axis=1) & 1).astype(np.float32)
     return _downsample(inside, s), int(p0[1]), int(p0[0])
