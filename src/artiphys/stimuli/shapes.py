@@ -24,7 +24,7 @@ Scale conventions (``scale=``)
 ``"big_circle"`` (default): the paper's text -- ``size_px`` is the diameter of the big
 circle (shape id 1), so the big circle spans ``size_px`` pixels.
 ``"bbox_370"``: the paper's code -- ``size_px`` is the larger side of the bounding box of
-all 370 centred shapes; the big circle then spans about 0.74 ``size_px`` (about 24 px
+all 370 centred shapes; the big circle then spans about 0.76 ``size_px`` (24.3 px
 for ``size_px=32``).
 Both use one common scale for all shapes, and shapes are centred on the centroid of
 their boundary polygon (``center="centroid"``; ``"bbox"`` or ``"origin"`` are options).
