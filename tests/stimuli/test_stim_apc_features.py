@@ -75,6 +75,9 @@ def test_apc_features_api_on_sets_and_tables():
         apc_features(make_stimuli("gratings"))
     with pytest.raises(StimulusError):
         apc_features(which="everything")
+    with pytest.raises(StimulusError, match="rotated"):
+        apc_features(make_stimuli("probe", transform="rotate", values=[0, 30]))
+    assert len(apc_features(make_stimuli("probe", transform="zoom", values=[1, 2]))) == 724
 
 
 def test_extrema_match_reference_feature_table(reference_dir):

@@ -167,6 +167,9 @@ def _rows(stimuli) -> pd.DataFrame:
     if not isinstance(params, pd.DataFrame) or not {"shape_id", "rotation"} <= set(params.columns):
         raise StimulusError("apc_features needs a shape StimulusSet or a table with columns "
                             "shape_id and rotation (e.g. make_stimuli('shapes'))")
+    if "probe" in params.columns and (params["probe"] == "rotate").any():
+        raise StimulusError("the stimuli were rotated by a probe, so the shapes' APC features do "
+                            "not describe them; compute features of the unrotated set")
     return params
 
 
