@@ -25,7 +25,7 @@ def test_simple_cell_prefers_its_grating(ori, sf, phase):
     cell = A.simple_cell(ori, sf, phase)
     oris = np.arange(0.0, 180.0, 22.5)
     sfs = [sf / 2, sf, sf * 1.5]
-    phases = np.arange(0.0, 360.0, 45.0)
+    phases = np.arange(0.0, 360.0, 90.0)
     grid = [(o, s, p) for o in oris for s in sfs for p in phases]
     r = centre_response(cell, [A.sinusoid(SIZE, o, s, p) for o, s, p in grid])[:, 0]
     best = grid[int(r.argmax())]

@@ -7,6 +7,12 @@ import torch
 from torch import nn
 
 from artiphys.models import load_model, reinitialize, untrained_twin, weight_shuffled_twin
+from artiphys.models import weights as W
+
+
+@pytest.fixture(autouse=True)
+def never_download(monkeypatch):
+    monkeypatch.setattr(W, "download_weights", lambda url, dest: pytest.fail(f"tried to download {url}"))
 
 
 @pytest.fixture(scope="module")

@@ -52,6 +52,9 @@ class ModelEntry:
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
+DEMO_MODEL = "v1bank"
+"""The built-in model ``make demo`` runs (analytic: no weights needed)."""
+
 
 def register_model(name: str, *, preprocessing: Preprocessing | None = None,
                    condition: str = "custom"):
@@ -177,6 +180,8 @@ def _torchvision_kwargs(arch: str, default_weights, trained: bool) -> dict:
         kwargs.update(transform_input=True, aux_logits=trained, init_weights=not trained)
     if arch.startswith("vit_"):
         kwargs["image_size"] = int(default_weights.meta["min_size"][0])
+    if arch.startswith("maxvit_"):
+        kwargs["input_size"] = tuple(default_weights.meta["min_size"])
     return kwargs
 
 
