@@ -210,6 +210,13 @@ def test_user_module_is_wrapped_not_copied():
     assert torch.equal(net[0].weight, before) and not torch.equal(twin.module[0].weight, before)
 
 
+def test_a_given_spec_is_not_changed():
+    spec = ModelSpec("mine", nn.Conv2d(3, 1, 1), Preprocessing(input_size_px=20), aliases={"c": ""})
+    out = load_model(spec, input_size=30)
+    assert out.module is spec.module and out.preprocessing.input_size_px == 30
+    assert spec.preprocessing.input_size_px == 20 and spec.aliases == {"c": ""}
+
+
 def test_register_model():
     @register_model("artiphys_test_registered", preprocessing=Preprocessing(input_size_px=17))
     def build():

@@ -318,7 +318,8 @@ class SimpleCells(_GaborFamily):
                                         sfs_cycles_per_px=sfs_cycles_per_px,
                                         bandwidth_oct=bandwidth_oct, sigma_px=sigma_px,
                                         aspect_ratio=aspect_ratio, size_px=size_px))
-        index = {(p.orientation_deg, p.sf_cycles_per_px): i for i, p in enumerate(pairs.itertuples())}
+        index = {(p.orientation_deg, p.sf_cycles_per_px): i
+                 for i, p in enumerate(pairs.itertuples())}
         rows, weights = [], []
         for ori in _as_tuple(orientations_deg, "orientations_deg"):
             for ph in _as_tuple(phases_deg, "phases_deg"):
@@ -452,7 +453,8 @@ class DoGCells(nn.Module):
                            size_px=size_px)
             x, y = _centred_grid(k.shape[-1])
             r = torch.sqrt(x ** 2 + y ** 2)
-            best = max(float(k[r <= rad].sum()) for rad in np.arange(0.5, float(r.max()) + 0.5, 0.25))
+            radii = np.arange(0.5, float(r.max()) + 0.5, 0.25)
+            best = max(float(k[r <= rad].sum()) for rad in radii)
             for polarity in polarities:
                 if polarity not in ("on", "off"):
                     raise ValueError(f"polarity must be 'on' or 'off', not {polarity!r}")
@@ -516,7 +518,8 @@ class V1Bank(nn.Module):
                           self.dog(lum)], dim=1)
 
 
-def neuromatch_filters(out_channels: int = 6, kernel_px: int = 7) -> tuple[torch.Tensor, pd.DataFrame]:
+def neuromatch_filters(out_channels: int = 6,
+                       kernel_px: int = 7) -> tuple[torch.Tensor, pd.DataFrame]:
     """The hand-designed filters of the Neuromatch W1D5 tutorial 2, ``(C, K, K)`` float32.
 
     As written in the tutorial: on a grid of ``K`` points spanning ``[-K/2, K/2]`` (spacing
