@@ -5,8 +5,10 @@ weights file), made of convolutions with stride 1 and "same" padding, so that un
 ``(y, x)`` of every channel looks at input pixel ``(y, x)`` and the *centre unit* is
 ``(H // 2, W // 2)``.
 
-Conventions (shared by every filter and by :func:`sinusoid`)
-------------------------------------------------------------
+Conventions (shared by every filter and by :func:`sinusoid`; the same as the gratings of
+``artiphys.stimuli``, whose patterns are centred on ``(size - 1) / 2``, the centre unit
+for the odd default input size)
+------------------------------------------------------------------------------------------
 Input
     RGB images in [0, 1], normalised with ``CONTRAST_PREPROCESSING`` (mean 0.5, std 0.5), so
     that model input is *contrast*: mid-grey is 0 and a full-contrast grating swings
