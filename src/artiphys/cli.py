@@ -264,6 +264,142 @@ def stimuli_cmd(set_name, options, out, as_json, cols, limit, no_crop, list_sets
 
 # ---- tuning analyses (issue 4) ---------------------------------------------------------
 
+def _analysis_layers(run, layers):
+    """Responses of ``layers`` (default: every layer) of a recorded run directory."""
+    from artiphys.recording.record import load_responses, load_run_responses
+
+    if layers:
+        return {name: load_responses(run, name) for name in parse_list(layers)}
+    return load_run_responses(run)
+
+
+def _write_result(out, label, name, ds):
+    from pathlib import Path
+
+    from artiphys.store.atomic import atomic_write_netcdf
+    from artiphys.tuning.characterize import _netcdf_safe, _safe
+
+    path = Path(out) / f"{_safe(label)}.{name}.nc"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_netcdf(path, _netcdf_safe(ds))
+    return path
+
+
+@main.command("characterize")
+@model_options
+@click.option("--layers", required=True, help="Comma-separated layer names or aliases.")
+@click.option("--tests", default="apc,ti,sparsity", show_default=True,
+              help="Analyses: apc, ti, sparsity, natural.")
+@click.option("--controls", default="", help="Controls: shuffle, untrained, weight-shuffle.")
+@click.option("--images", "images_dir", type=click.Path(exists=True, file_okay=False),
+              default=None, help="Folder of natural images (for --tests natural).")
+@click.option("--n-images", type=int, default=362, show_default=True)
+@click.option("--kurtosis-filter", "kurtosis", type=float, default=None,
+              help="Exclude units with kurtosis >= this from APC results (paper: 42). Off by default.")
+@click.option("--cv-folds", type=int, default=0, show_default=True,
+              help="Also a k-fold cross-validated APC fit (0 = off).")
+@click.option("--ti-step", type=int, default=2, show_default=True, help="TI sweep step, px.")
+@click.option("--ti-extent", type=int, default=50, show_default=True, help="TI sweep +- extent, px.")
+@click.option("--control-seed", type=int, default=0, show_default=True,
+              help="Seed of shuffles, twins and natural-image draws.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False))
+@click.option("--resume", is_flag=True, help="Reuse results already in --out.")
+def characterize_cmd(spec, device, layers, tests, controls, images_dir, n_images, kurtosis,
+                     cv_folds, ti_step, ti_extent, control_seed, batch_size, out, resume):
+    """APC, TI, sparsity and natural-image analyses of MODEL's --layers, with controls.
+
+    Writes <out>/<condition>/<layer>.<analysis>.nc and <out>/summary.json.
+    """
+    from artiphys.tuning.characterize import characterize
+
+    summary = characterize(spec, parse_list(layers) or [], out, tests=parse_list(tests) or [],
+                           controls=parse_list(controls) or [], images_dir=images_dir,
+                           n_images=n_images, seed=control_seed, kurtosis_threshold=kurtosis,
+                           cv_folds=cv_folds, ti_step_px=ti_step, ti_extent_px=ti_extent,
+                           resume=resume, device=device, batch_size=batch_size,
+                           log=lambda msg: click.echo(msg, err=True))
+    echo_json(summary["layers"])
+
+
+@main.command("apc")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--layers", default=None, help="Layers of the run (default: all).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False))
+@click.option("--features", "features_csv", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="APC feature table (stimulus_index, angular_position_rad, "
+                                 "curvature); default computed from the shape coords.")
+@click.option("--cv-folds", type=int, default=0, show_default=True)
+@click.option("--shuffle", "n_shuffle", type=int, default=0, show_default=True,
+              help="Shuffle-control repeats (null distribution of r).")
+@click.option("--kurtosis-filter", "kurtosis", type=float, default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default=None)
+def apc_cmd(run, layers, out, features_csv, cv_folds, n_shuffle, kurtosis, seed, device):
+    """Fit the APC model to recorded shape responses in RUN (a `record` run directory)."""
+    import numpy as np
+    import pandas as pd
+
+    from artiphys.stimuli.apc_features import apc_features
+    from artiphys.tuning.apc import apc_predictions, as_feature_list, fit_apc, fit_apc_cv
+    from artiphys.tuning.controls import shuffle_null
+    from artiphys.tuning.sparsity import apply_kurtosis_filter, sparsity
+
+    summary = {}
+    preds = None
+    for label, da in _analysis_layers(run, layers).items():
+        if preds is None:
+            if features_csv:
+                feats = as_feature_list(pd.read_csv(features_csv), n_stimuli=da.sizes["stimulus"])
+            else:
+                table = pd.DataFrame({c: np.asarray(da[c].values) for c in ("shape_id", "rotation")
+                                      if c in da.coords})
+                feats = apc_features(table)
+            preds = apc_predictions(feats, device=device)
+        res = fit_apc(da, predictions=preds, device=device)
+        if kurtosis is not None:
+            res = apply_kurtosis_filter(res, sparsity(da).kurtosis.values, kurtosis)
+        _write_result(out, label, "apc", res)
+        row = {"n_units": int(da.sizes["unit"]),
+               "apc_r_median": float(np.nanmedian(res.r)) if np.isfinite(res.r).any() else None,
+               "apc_r_frac_gt_0.5": float((res.r > 0.5).mean())}
+        if cv_folds:
+            cv = fit_apc_cv(da, predictions=preds, n_folds=cv_folds, seed=seed, device=device)
+            _write_result(out, label, f"apc_cv{cv_folds}", cv)
+            row["apc_cv_r_median"] = float(np.nanmedian(cv.r))
+        if n_shuffle:
+            null = shuffle_null(da, fit_apc, n_repeats=n_shuffle, seed=seed, predictions=preds,
+                                device=device)
+            _write_result(out, label, "apc_shuffle", null)
+            row["shuffle_r_median"] = float(np.nanmedian(null.r))
+        summary[label] = row
+    echo_json(summary)
+
+
+@main.command("ti")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--layers", default=None, help="Layers of the run (default: all).")
+@click.option("--axis", type=click.Choice(["x", "y"]), default="x", show_default=True)
+@click.option("--stimulus-width", "width", type=float, default=None,
+              help="Stimulus width in px (default: the size_px coord).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False))
+def ti_cmd(run, layers, axis, width, out):
+    """Translation invariance from RUN, a `record` run of a shapes_sweep set (with blank)."""
+    import numpy as np
+
+    from artiphys.tuning.ti import ti_from_recorded
+
+    summary = {}
+    for label, da in _analysis_layers(run, layers).items():
+        res = ti_from_recorded(da, axis=axis, stimulus_width_px=width)
+        _write_result(out, label, f"ti_{axis}", res)
+        finite = res.ti.values[np.isfinite(res.ti.values)]
+        summary[label] = {"n_units": int(res.sizes["unit"]),
+                          "ti_median": float(np.median(finite)) if finite.size else None,
+                          "n_undefined": int((~np.isfinite(res.ti.values)).sum())}
+    echo_json(summary)
+
+
 # ---- synthesis (issue 5) ---------------------------------------------------------------
 
 # ---- diverse sets (issue 6) ------------------------------------------------------------

@@ -165,3 +165,28 @@ def test_equivariant_matches_brute_force_on_alexnet_conv2():
     scale = float(np.abs(bf.responses).max())
     np.testing.assert_allclose(eq.responses.values, bf.responses.values, atol=1e-4 * max(scale, 1))
     assert eq.attrs["self_check"] == "passed" and eq.attrs["crop_px"] > 0
+
+
+def test_ti_from_recorded_sweep_matches_the_array_metric():
+    import xarray as xr
+
+    from artiphys.tuning.ti import ti_from_recorded
+
+    rng = np.random.default_rng(5)
+    pos = position_sweep(2, 10)
+    n_shapes, n_units = 7, 3
+    resp = rng.gamma(1.0, size=(len(pos), n_shapes, n_units))
+    rows = [(s, 0, d) for d in pos for s in range(n_shapes)]
+    values = resp.reshape(-1, n_units)
+    order = rng.permutation(len(rows))  # stimuli in any order: matched by coords
+    blank = np.array([[0.1, 0.2, 0.3]])
+    sid = np.r_[[r[0] for r in rows], -1][np.r_[order, len(rows)]]
+    dx = np.r_[[r[2] for r in rows], 0][np.r_[order, len(rows)]]
+    da = xr.DataArray(np.vstack([values[order], blank]), dims=("stimulus", "unit"),
+                      coords={"shape_id": ("stimulus", sid), "rotation": ("stimulus", sid * 0),
+                              "dx_px": ("stimulus", dx), "size_px": ("stimulus", np.full(len(sid), 4.0))})
+    got = ti_from_recorded(da)
+    want = ti_metric(resp, pos, blank=blank[0], stimulus_width_px=4)
+    np.testing.assert_allclose(got.ti.values, want.ti.values)
+    with pytest.raises(ResponseError, match="sweep"):
+        ti_from_recorded(da.isel(stimulus=np.flatnonzero(dx == 0)))

@@ -500,3 +500,51 @@ def translation_invariance(model, images, layer, positions_px=None, *, stimulus_
                     stimulus_width_px=stimulus_width_px)
     out.attrs.update(sweep.attrs)
     return out
+
+
+def ti_from_recorded(responses: xr.DataArray, *, axis: str = "x",
+                     stimulus_width_px: float | None = None) -> xr.Dataset:
+    """TI from recorded responses to a position-sweep shape set (``shapes_sweep``).
+
+    Stimuli are matched by coordinates: ``shape_id`` and ``rotation`` name the shape,
+    ``dx_px`` (``axis="x"``) or ``dy_px`` its offset, ``shape_id == -1`` the blank (response
+    0 when absent). ``stimulus_width_px`` defaults to the ``size_px`` coord.
+    """
+    import pandas as pd
+
+    key = "dx_px" if axis == "x" else "dy_px"
+    need = ["shape_id", "rotation", key]
+    missing = [c for c in need if c not in responses.coords]
+    if missing:
+        raise ResponseError(f"responses lack the stimulus coords {missing}; record a "
+                            "shapes_sweep set (artiphys record --stimuli shapes_sweep:axis=x)")
+    da = responses.transpose("stimulus", "unit")
+    table = pd.DataFrame({c: np.asarray(da[c].values) for c in need})
+    values = np.asarray(da.values, float)
+    is_blank = table["shape_id"].to_numpy() < 0
+    blank = values[is_blank].mean(0) if is_blank.any() else 0.0
+    shapes_t = table[~is_blank]
+    positions = np.sort(shapes_t[key].unique())
+    if len(positions) < 3:
+        raise ResponseError(f"the responses cover {len(positions)} {key} position(s); TI needs a "
+                            "sweep (record shapes_sweep:axis=x or axis=y)")
+    keys = None
+    blocks = []
+    for p in positions:
+        rows = shapes_t[shapes_t[key] == p].sort_values(["shape_id", "rotation"])
+        k = list(zip(rows["shape_id"], rows["rotation"]))
+        if keys is None:
+            keys = k
+        elif k != keys:
+            raise ResponseError(f"the shapes shown at {key}={p} differ from those at "
+                                f"{key}={positions[0]}; every position needs the same shapes")
+        blocks.append(values[rows.index.to_numpy()])
+    if stimulus_width_px is None:
+        if "size_px" not in da.coords:
+            raise ResponseError("no size_px coord: pass stimulus_width_px")
+        stimulus_width_px = float(np.nanmax(np.asarray(da["size_px"].values, float)))
+    sweep = xr.DataArray(np.stack(blocks), dims=("position", "shape", "unit"),
+                         coords={k: v for k, v in da.coords.items() if v.dims == ("unit",)})
+    out = ti_metric(sweep, positions, blank=blank, stimulus_width_px=stimulus_width_px)
+    out.attrs.update(axis=axis)
+    return out
