@@ -300,13 +300,15 @@ def _write_result(out, label, name, ds):
               help="Also a k-fold cross-validated APC fit (0 = off).")
 @click.option("--ti-step", type=int, default=2, show_default=True, help="TI sweep step, px.")
 @click.option("--ti-extent", type=int, default=50, show_default=True, help="TI sweep +- extent, px.")
+@click.option("--ti-axes", default="x", show_default=True,
+              help="TI sweep directions: x, or x,y for TI_y and the x/y agreement too.")
 @click.option("--control-seed", type=int, default=0, show_default=True,
               help="Seed of shuffles, twins and natural-image draws.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False))
 @click.option("--resume", is_flag=True, help="Reuse results already in --out.")
 def characterize_cmd(spec, device, layers, tests, controls, images_dir, n_images, kurtosis,
-                     cv_folds, ti_step, ti_extent, control_seed, batch_size, out, resume):
+                     cv_folds, ti_step, ti_extent, ti_axes, control_seed, batch_size, out, resume):
     """APC, TI, sparsity and natural-image analyses of MODEL's --layers, with controls.
 
     Writes <out>/<condition>/<layer>.<analysis>.nc and <out>/summary.json.
@@ -317,6 +319,7 @@ def characterize_cmd(spec, device, layers, tests, controls, images_dir, n_images
                            controls=parse_list(controls) or [], images_dir=images_dir,
                            n_images=n_images, seed=control_seed, kurtosis_threshold=kurtosis,
                            cv_folds=cv_folds, ti_step_px=ti_step, ti_extent_px=ti_extent,
+                           ti_axes=parse_list(ti_axes) or ["x"],
                            resume=resume, device=device, batch_size=batch_size,
                            log=lambda msg: click.echo(msg, err=True))
     echo_json(summary["layers"])

@@ -14,7 +14,8 @@ from artiphys.cli import main
 def test_characterize_writes_summary_and_resumes(tmp_path):
     out = tmp_path / "char"
     args = ["characterize", "neuromatch_conv", "--layers", "relu", "--tests", "apc,ti,sparsity",
-            "--controls", "shuffle,untrained", "--ti-extent", "8", "--out", str(out)]
+            "--controls", "shuffle,untrained", "--ti-extent", "8", "--ti-axes", "x,y",
+            "--out", str(out)]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
@@ -23,6 +24,7 @@ def test_characterize_writes_summary_and_resumes(tmp_path):
     for key in ("n_units", "apc_r_median", "apc_r_frac_gt_0.5", "ti_median", "sparsity_median"):
         assert key in rows["trained"] and key in rows["untrained"]
     assert rows["trained"]["n_units"] == 6 and "apc_r_median" in rows["shuffle"]
+    assert "ti_y_median" in rows["trained"] and "ti_xy_r" in rows["trained"]
     apc = xr.open_dataset(out / "trained" / "relu.apc.nc")
     assert set(apc.data_vars) >= {"r", "mu_a_deg", "sigma_a_deg", "mu_c", "sigma_c", "flags"}
     stamp = (out / "trained" / "relu.ti.nc").stat().st_mtime_ns

@@ -1,1 +1,23 @@
-"""artiphys.tuning"""
+"""artiphys.tuning: analyses of recorded responses (Pospisil, Pasupathy & Bair 2018).
+
+- :mod:`~artiphys.tuning.apc` - angular position x curvature model: grid, predictions,
+  vectorised and cross-validated fits.
+- :mod:`~artiphys.tuning.ti` - translation invariance, RF profile, position correlation;
+  position-sweep responses by stride-phase equivariance or brute force.
+- :mod:`~artiphys.tuning.sparsity` - kurtosis, Treves-Rolls / lifetime sparseness,
+  response histograms, natural/shape max ratio, top and bottom stimuli.
+- :mod:`~artiphys.tuning.controls` - shuffle nulls, ``condition`` bookkeeping.
+- :mod:`~artiphys.tuning.neural` - comparison with recorded neurons.
+- :mod:`~artiphys.tuning.characterize` - the whole battery with controls (CLI
+  ``artiphys characterize``).
+- :mod:`~artiphys.tuning.orientation` - grating tuning.
+"""
+
+from artiphys.tuning.apc import APCGrid, apc_predictions, fit_apc, fit_apc_cv
+from artiphys.tuning.controls import combine_conditions, shuffle_null, shuffle_responses
+from artiphys.tuning.sparsity import apply_kurtosis_filter, sparsity
+from artiphys.tuning.ti import sweep_responses, ti_metric, translation_invariance
+
+__all__ = ["APCGrid", "apc_predictions", "apply_kurtosis_filter", "combine_conditions",
+           "fit_apc", "fit_apc_cv", "shuffle_null", "shuffle_responses", "sparsity",
+           "sweep_responses", "ti_metric", "translation_invariance"]

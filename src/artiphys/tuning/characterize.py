@@ -79,7 +79,8 @@ def _median(values) -> float | None:
 def characterize(model, layers: Sequence[str], out, *, tests: Sequence[str] = ("apc", "ti", "sparsity"),
                  controls: Sequence[str] = (), images_dir=None, n_images: int = 362,
                  seed: int = 0, kurtosis_threshold: float | None = None, cv_folds: int = 0,
-                 ti_step_px: int = 2, ti_extent_px: int = 50, shape_size_px: float = 32,
+                 ti_step_px: int = 2, ti_extent_px: int = 50, ti_axes: Sequence[str] = ("x",),
+                 shape_size_px: float = 32,
                  resume: bool = False, device=None, batch_size: int = 64,
                  log: Callable[[str], None] | None = None) -> dict:
     """Run the APC / TI / sparsity / natural-image battery on ``layers`` of ``model``.
@@ -96,6 +97,8 @@ def characterize(model, layers: Sequence[str], out, *, tests: Sequence[str] = ("
     kurtosis_threshold : exclude units with kurtosis >= this from APC results (the paper:
         42); None (default) keeps every unit. Reported in the summary either way.
     cv_folds : also run a ``cv_folds``-fold cross-validated APC fit (0 = no)
+    ti_axes : sweep directions for TI, ``("x",)`` (the paper's) or ``("x", "y")``, which
+        adds ``ti_y_median`` and the across-unit agreement ``ti_xy_r``
     resume : reuse result files already in ``out``
 
     Returns
@@ -117,6 +120,7 @@ def characterize(model, layers: Sequence[str], out, *, tests: Sequence[str] = ("
 
     _check(tests, TESTS, "tests")
     _check(controls, CONTROLS, "controls")
+    _check(ti_axes, ("x", "y"), "TI axes")
     if "natural" in tests and images_dir is None:
         raise ArtiphysError("the natural test needs natural images: pass --images DIR")
     log = log or (lambda msg: None)
@@ -195,10 +199,20 @@ def characterize(model, layers: Sequence[str], out, *, tests: Sequence[str] = ("
                     srow["n_units"] = row["n_units"]
                     _apc_summary(srow, shuf)
             if "ti" in tests:
-                ti = store.get_or_make(condition, layer, "ti", lambda: _ti(
-                    cspec, layer, standard, shape_size_px, position_sweep(ti_step_px, ti_extent_px),
-                    device, batch_size, translation_invariance))
-                row["ti_median"] = _median(ti.ti)
+                tis = {}
+                for axis in ti_axes:
+                    name = "ti" if axis == "x" else f"ti_{axis}"
+                    tis[axis] = store.get_or_make(condition, layer, name, lambda a=axis: _ti(
+                        cspec, layer, standard, shape_size_px,
+                        position_sweep(ti_step_px, ti_extent_px), device, batch_size,
+                        translation_invariance, a))
+                    row["ti_median" if axis == "x" else f"ti_{axis}_median"] = _median(tis[axis].ti)
+                if {"x", "y"} <= set(tis):
+                    from artiphys.tuning.ti import ti_agreement
+
+                    agree = ti_agreement(tis["x"], tis["y"], by=None)
+                    r = float(agree.r.sel(group="all"))
+                    row["ti_xy_r"] = r if np.isfinite(r) else None
     from artiphys.store.atomic import atomic_write_json
 
     atomic_write_json(out / "summary.json", summary)
@@ -221,7 +235,8 @@ def _apc_summary(row: dict, apc: xr.Dataset) -> None:
         row["n_excluded_kurtosis"] = int(apc.attrs["n_excluded_kurtosis"])
 
 
-def _ti(spec, layer, standard, width_px, positions, device, batch_size, translation_invariance):
+def _ti(spec, layer, standard, width_px, positions, device, batch_size, translation_invariance,
+        axis="x"):
     """TI with the shapes centred on the centre unit's RF (layer geometry when known)."""
     from artiphys.stimuli.shapes import shapes
 
@@ -238,4 +253,4 @@ def _ti(spec, layer, standard, width_px, positions, device, batch_size, translat
     except (ArtiphysError, ValueError, TypeError):
         pass  # geometry unknown: keep the shapes at the image centre
     return translation_invariance(spec, images, layer, positions, stimulus_width_px=width_px,
-                                  device=device, batch_size=batch_size)
+                                  axis=axis, device=device, batch_size=batch_size)
