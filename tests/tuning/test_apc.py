@@ -179,3 +179,24 @@ def test_fit_r_is_affine_invariant_property(scale, shift, unit):
     a = fit_apc(resp, feats, SMALL, device="cpu")
     b = fit_apc(resp * scale + shift, feats, SMALL, device="cpu")
     assert abs(float(a.r[0]) - float(b.r[0])) < 1e-6
+
+
+def test_dense_boundary_features_with_a_small_memory_budget():
+    """Hundreds of points per stimulus (dense boundary samples) in bounded blocks."""
+    rng = np.random.default_rng(7)
+    feats = [np.column_stack([np.linspace(0, 2 * np.pi, k, endpoint=False), rng.uniform(-0.3, 1, k)])
+             for k in rng.integers(200, 400, 25)]
+    got = apc_predictions(feats, SMALL, device="cpu", max_chunk_mb=0.5).numpy()
+    want = apc_unit_responses(feats, np.arange(SMALL.n_models), SMALL).T
+    assert np.abs(got - want).max() < 1e-6
+
+
+def test_features_from_the_stimulus_module_fit_synthetic_units():
+    """Integration with artiphys.stimuli.apc_features: on-grid units are recovered."""
+    stimuli = pytest.importorskip("artiphys.stimuli.apc_features")
+    feats = stimuli.apc_features()  # the 362 unique shapes
+    assert len(feats) == 362
+    preds = apc_predictions(feats, SMALL, device="cpu")
+    truth = np.arange(3, SMALL.n_models, 41)
+    fit = fit_apc(apc_unit_responses(feats, truth, SMALL), predictions=preds, grid=SMALL)
+    assert (fit.model_index.values == truth).all() and (fit.r > 0.99).all()

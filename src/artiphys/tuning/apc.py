@@ -155,18 +155,19 @@ def _padded(features: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def apc_predictions(features, grid: APCGrid | None = None, *, device=None,
-                    dtype: torch.dtype = torch.float32, chunk_models: int = 1024) -> torch.Tensor:
+                    dtype: torch.dtype = torch.float32, max_chunk_mb: float = 256) -> torch.Tensor:
     """Predicted responses of every model of ``grid`` to every stimulus.
 
     Parameters
     ----------
-    features : see :func:`as_feature_list`
+    features : see :func:`as_feature_list` (curvature extrema, or dense boundary samples)
     grid : APCGrid, default :meth:`APCGrid.published`
     device : torch device, default CUDA when present
     dtype : torch dtype of the result (computed in float64, then cast)
-    chunk_models : int
-        About how many models to compute at a time (memory ~ ``chunk_models * n_stimuli *
-        n_points * 8`` bytes).
+    max_chunk_mb : float
+        Bound on the temporaries: stimuli and models are taken in blocks whose
+        ``models x stimuli x points`` float64 terms stay under it (dense boundary samples,
+        hundreds of points per stimulus, need this).
 
     Returns
     -------
@@ -186,16 +187,22 @@ def apc_predictions(features, grid: APCGrid | None = None, *, device=None,
     kappa = (1.0 / torch.as_tensor(np.radians(grid.sigma_a_deg), **f64)).repeat(len(grid.mu_a_deg))
     mu_c = torch.as_tensor(grid.mu_c, **f64).repeat_interleave(len(grid.sigma_c))
     sigma_c = torch.as_tensor(grid.sigma_c, **f64).repeat(len(grid.mu_c))
-    log_a = kappa[:, None, None] * (torch.cos(ang[None] - mu_a[:, None, None]) - 1)
-    log_a = torch.where(valid[None], log_a, -torch.inf)  # (n_a * n_sa, S, P)
-    log_c = -0.5 * ((cur[None] - mu_c[:, None, None]) / sigma_c[:, None, None]) ** 2
-    n_ac, n_cc, n_stim = log_a.shape[0], log_c.shape[0], ang.shape[0]
+    n_ac, n_cc = len(mu_a), len(mu_c)
+    n_stim, n_pts = ang.shape
     out = torch.empty((n_ac, n_cc, n_stim), dtype=dtype, device=dev)
-    block = max(1, int(chunk_models) // n_cc)
-    for lo in range(0, n_ac, block):
-        hi = min(lo + block, n_ac)
-        log_pred = (log_a[lo:hi, None] + log_c[None]).amax(dim=3)
-        out[lo:hi] = torch.exp(log_pred).to(dtype)
+    budget = max(1, int(max_chunk_mb * 2**20 / 8))  # float64 terms per temporary
+    stim_block = max(1, min(n_stim, budget // (4 * max(n_ac, n_cc) * n_pts)))
+    for s0 in range(0, n_stim, stim_block):
+        s1 = min(s0 + stim_block, n_stim)
+        a, c, v = ang[s0:s1], cur[s0:s1], valid[s0:s1]
+        log_a = kappa[:, None, None] * (torch.cos(a[None] - mu_a[:, None, None]) - 1)
+        log_a = torch.where(v[None], log_a, -torch.inf)  # (n_a * n_sa, s, P)
+        log_c = -0.5 * ((c[None] - mu_c[:, None, None]) / sigma_c[:, None, None]) ** 2
+        block = max(1, budget // (n_cc * (s1 - s0) * n_pts))
+        for lo in range(0, n_ac, block):
+            hi = min(lo + block, n_ac)
+            log_pred = (log_a[lo:hi, None] + log_c[None]).amax(dim=3)
+            out[lo:hi, :, s0:s1] = torch.exp(log_pred).to(dtype)
     return out.reshape(grid.n_models, n_stim)
 
 
