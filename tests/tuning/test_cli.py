@@ -25,6 +25,7 @@ def test_characterize_writes_summary_and_resumes(tmp_path):
         assert key in rows["trained"] and key in rows["untrained"]
     assert rows["trained"]["n_units"] == 6 and "apc_r_median" in rows["shuffle"]
     assert "ti_y_median" in rows["trained"] and "ti_xy_r" in rows["trained"]
+    assert rows["shuffle"]["ti_median"] < rows["trained"]["ti_median"]
     apc = xr.open_dataset(out / "trained" / "relu.apc.nc")
     assert set(apc.data_vars) >= {"r", "mu_a_deg", "sigma_a_deg", "mu_c", "sigma_c", "flags"}
     stamp = (out / "trained" / "relu.ti.nc").stat().st_mtime_ns

@@ -141,6 +141,19 @@ def test_non_equivariant_layers_refuse_the_equivariant_method_and_leave_no_hooks
         assert not m._forward_hooks
 
 
+def test_shuffle_control_destroys_ti_but_keeps_the_rf_profile():
+    from artiphys.tuning.ti import ti_from_sweep
+
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(3, 8, 5, padding=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+    spec = ModelSpec("pooled", net.eval(), Preprocessing(64, (0.5,) * 3, (0.25,) * 3))
+    sweep = sweep_responses(spec, _shapes(n=24), "2", position_sweep(2, 12), device="cpu")
+    real = ti_from_sweep(sweep, stimulus_width_px=12)
+    null = ti_from_sweep(sweep, stimulus_width_px=12, shuffle_seed=0)
+    assert float(real.ti.median()) > 0.99 > 0.5 > float(null.ti.median())
+    np.testing.assert_allclose(null.rf_profile.values, real.rf_profile.values, equal_nan=True)
+
+
 def test_ti_of_a_conv_layer_runs_end_to_end_and_labels_units():
     spec, imgs = _spec(), _shapes()
     ds = translation_invariance(spec, imgs, "features.4", position_sweep(2, 12),

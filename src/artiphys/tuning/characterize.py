@@ -116,7 +116,7 @@ def characterize(model, layers: Sequence[str], out, *, tests: Sequence[str] = ("
     from artiphys.tuning.controls import shuffle_responses
     from artiphys.tuning.sparsity import (apply_kurtosis_filter, natural_to_shape_max_ratio,
                                           response_histograms, sparsity, top_bottom_stimuli)
-    from artiphys.tuning.ti import position_sweep, translation_invariance
+    from artiphys.tuning.ti import position_sweep, ti_from_sweep
 
     _check(tests, TESTS, "tests")
     _check(controls, CONTROLS, "controls")
@@ -202,11 +202,19 @@ def characterize(model, layers: Sequence[str], out, *, tests: Sequence[str] = ("
                 tis = {}
                 for axis in ti_axes:
                     name = "ti" if axis == "x" else f"ti_{axis}"
-                    tis[axis] = store.get_or_make(condition, layer, name, lambda a=axis: _ti(
-                        cspec, layer, standard, shape_size_px,
-                        position_sweep(ti_step_px, ti_extent_px), device, batch_size,
-                        translation_invariance, a))
-                    row["ti_median" if axis == "x" else f"ti_{axis}_median"] = _median(tis[axis].ti)
+                    sweep = store.get_or_make(condition, layer, f"{name}_sweep", lambda a=axis: _sweep(
+                        cspec, layer, standard, position_sweep(ti_step_px, ti_extent_px), device,
+                        batch_size, a))
+                    tis[axis] = store.get_or_make(condition, layer, name, lambda sw=sweep: ti_from_sweep(
+                        sw, stimulus_width_px=shape_size_px))
+                    key = "ti_median" if axis == "x" else f"ti_{axis}_median"
+                    row[key] = _median(tis[axis].ti)
+                    if "shuffle" in controls and condition == "trained":
+                        shuf = store.get_or_make("shuffle", layer, name, lambda sw=sweep: ti_from_sweep(
+                            sw, stimulus_width_px=shape_size_px, shuffle_seed=seed))
+                        srow = summary["layers"][layer].setdefault("shuffle", {})
+                        srow.setdefault("n_units", row["n_units"])
+                        srow[key] = _median(shuf.ti)
                 if {"x", "y"} <= set(tis):
                     from artiphys.tuning.ti import ti_agreement
 
@@ -235,10 +243,10 @@ def _apc_summary(row: dict, apc: xr.Dataset) -> None:
         row["n_excluded_kurtosis"] = int(apc.attrs["n_excluded_kurtosis"])
 
 
-def _ti(spec, layer, standard, width_px, positions, device, batch_size, translation_invariance,
-        axis="x"):
-    """TI with the shapes centred on the centre unit's RF (layer geometry when known)."""
+def _sweep(spec, layer, standard, positions, device, batch_size, axis="x") -> xr.Dataset:
+    """Sweep responses with the shapes centred on the centre unit's RF (geometry if known)."""
     from artiphys.stimuli.shapes import shapes
+    from artiphys.tuning.ti import sweep_responses
 
     images = standard
     try:
@@ -252,5 +260,5 @@ def _ti(spec, layer, standard, width_px, positions, device, batch_size, translat
                             canvas_px=standard.size_px, x_px=cx, y_px=cy)
     except (ArtiphysError, ValueError, TypeError):
         pass  # geometry unknown: keep the shapes at the image centre
-    return translation_invariance(spec, images, layer, positions, stimulus_width_px=width_px,
-                                  axis=axis, device=device, batch_size=batch_size)
+    return sweep_responses(spec, images, layer, positions, axis=axis, device=device,
+                           batch_size=batch_size)

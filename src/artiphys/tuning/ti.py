@@ -495,10 +495,26 @@ def translation_invariance(model, images, layer, positions_px=None, *, stimulus_
     (the paper's 32 px standard shapes). Other arguments as :func:`sweep_responses`.
     """
     sweep = sweep_responses(model, images, layer, positions_px, axis=axis, method=method, **kwargs)
+    return ti_from_sweep(sweep, stimulus_width_px=stimulus_width_px)
+
+
+def ti_from_sweep(sweep: xr.Dataset, *, stimulus_width_px: float,
+                  shuffle_seed: int | None = None) -> xr.Dataset:
+    """:func:`ti_metric` of a :func:`sweep_responses` result.
+
+    ``shuffle_seed``: the shuffle control - each unit's responses are permuted across
+    shapes independently at every position (seeded), which keeps the RF profile and
+    destroys the consistency of shape preference across positions (TI near 0).
+    """
     resp = sweep["responses"].drop_vars("position_px")
+    if shuffle_seed is not None:
+        rng = np.random.default_rng(shuffle_seed)
+        resp = resp.copy(data=rng.permuted(np.asarray(resp.values), axis=1))
     out = ti_metric(resp, sweep.position_px.values, blank=sweep.blank.values,
                     stimulus_width_px=stimulus_width_px)
     out.attrs.update(sweep.attrs)
+    if shuffle_seed is not None:
+        out.attrs.update(control="shuffle", shuffled_seed=int(shuffle_seed))
     return out
 
 
