@@ -224,6 +224,19 @@ def test_googlenet_inception4a(googlenet):
         check_against_gradient(googlenet, "inception4a", 160, channel=channel)
 
 
+@pytest.mark.slow
+def test_inception_v3_functional_pools_and_non_square_kernels():
+    spec = _spec("inception_v3", init_weights=False, aux_logits=False)
+    # Mixed_6a concatenates a 3x3/2 conv, a 3x3-3x3-3x3/2 tower and an F.max_pool2d branch
+    geom = layer_geometry(spec, "Mixed_6a", input_size_px=299)
+    assert geom.stride_px == 16
+    assert (rf_of(geom, 0), rf_of(geom, 384), rf_of(geom, 480)) == (143, 159, 111)
+    check_against_gradient(spec, "Mixed_6a", 299, channel=480)  # the max-pool branch
+    # a 1x7 conv after a 1x1 that mixes all of Mixed_6a (159 px): 159 tall, 159 + 16 * 6 wide
+    geom = check_against_gradient(spec, "Mixed_6b.branch7x7_2.conv", 299, channel=0)
+    assert geom.rf_size_px == (159, 159 + 16 * 6)
+
+
 # ---- hand-built networks and properties -------------------------------------------------
 
 def test_known_answer_tiny_net():

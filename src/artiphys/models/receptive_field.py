@@ -710,9 +710,21 @@ def _positive_copy(gm: fx.GraphModule) -> fx.GraphModule:
         if new is not None:
             parent, _, child = path.rpartition(".")
             setattr(gm.get_submodule(parent) if parent else gm, child, new)
+    for node in gm.graph.nodes:  # max-pools called as functions in forward()
+        if node.op == "call_function" and node.target is F.max_pool2d:
+            node.target = _avg_pool_like_max
+    gm.recompile()
     for p in gm.parameters():
         p.requires_grad_(False)
     return gm.eval()
+
+
+def _avg_pool_like_max(input, kernel_size, stride=None, padding=0, dilation=1,
+                       ceil_mode=False, return_indices=False):
+    """``F.max_pool2d``'s signature, averaging instead (undilated windows only)."""
+    if _pair(dilation) != (1, 1) or return_indices:
+        return F.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    return F.avg_pool2d(input, kernel_size, stride if stride else kernel_size, padding, ceil_mode)
 
 
 def gradient_support_px(model: ModelSpec | nn.Module, layer, channel: int = 0,
@@ -723,9 +735,9 @@ def gradient_support_px(model: ModelSpec | nn.Module, layer, channel: int = 0,
 
     The model is copied (the original is not modified), truncated after ``layer``, given
     positive weights (``1/fan_in``), identity batch norms and average-pools in place of
-    max-pools, and run on a positive random image, so every input pixel the unit depends on
-    gets a non-zero gradient. Max-pools called as functions in ``forward`` cannot be swapped
-    and may make the measured box smaller.
+    (undilated) max-pools, including ``F.max_pool2d`` calls in ``forward``, and run on a
+    positive random image, so every input pixel the unit depends on gets a non-zero
+    gradient. Dilated max-pools stay max-pools and may make the measured box smaller.
 
     Parameters
     ----------
