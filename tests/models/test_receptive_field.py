@@ -237,6 +237,17 @@ def test_inception_v3_functional_pools_and_non_square_kernels():
     assert geom.rf_size_px == (159, 159 + 16 * 6)
 
 
+def test_convnext_channels_last_blocks():
+    spec = _spec("convnext_tiny")
+    # stem 4x4/4 -> 4 px; each block's 7x7 depthwise conv adds 4 * 6 px
+    for layer, rf in [("features.0.0", 4), ("features.1.0", 28), ("features.1.1", 52)]:
+        geom = check_against_gradient(spec, layer, size_px=80, channel=5)
+        assert (geom.rf_size_px, geom.stride_px) == (rf, 4)
+    # inside the block the MLP runs on (H, W, C) tensors
+    geom = check_against_gradient(spec, "features.1.0.block.3", size_px=64, channel=7)
+    assert geom.channels_last and geom.out_shape == (16, 16, 384) and geom.rf_size_px == 28
+
+
 # ---- hand-built networks and properties -------------------------------------------------
 
 def test_known_answer_tiny_net():

@@ -154,7 +154,8 @@ class LayerInfo:
     kind : str
         ``conv, relu, pool, norm, linear, softmax, dropout, flatten, concat, block, ...``.
     shape : tuple of int
-        Output shape without batch: ``(C, H, W)`` or ``(C,)``.
+        Output shape without batch: ``(C, H, W)`` or ``(C,)`` (``(H, W, C)`` for the
+        channels-last tensors inside ConvNeXt blocks).
     units : int
         Number of unique units (channels).
     rf_size_px, stride_px, offset_px, is_spatial
@@ -257,6 +258,7 @@ def list_layers(model: ModelSpec | nn.Module, input_size_px: int | None = None) 
     """
     from artiphys.models.receptive_field import (
         UntraceableModelError,
+        _kind_of_module,
         _kind_of_node,
         geometry_of_node,
         trace_geometry,
@@ -292,11 +294,12 @@ def list_layers(model: ModelSpec | nn.Module, input_size_px: int | None = None) 
         if not geom.out_shape:
             continue
         kind = _kind_of_node(node, gm_modules)
-        is_container = bool(list(modules[path].children()))
-        if is_container and kind not in ("concat", "add", "mul"):
-            kind = "block"
+        traced_through = not (node.op == "call_module" and node.target == path)
+        if traced_through and kind not in ("concat", "add", "mul"):
+            # a container (ResNet block) or a custom module (ConvNeXt's LayerNorm2d)
+            kind = "block" if list(modules[path].children()) else _kind_of_module(modules[path])
         rows.append(LayerInfo(
-            name=path, alias=alias, kind=kind, shape=geom.out_shape, units=geom.out_shape[0],
+            name=path, alias=alias, kind=kind, shape=geom.out_shape, units=geom.chw[0],
             rf_size_px=geom.rf_size_px, stride_px=geom.stride_px, offset_px=geom.offset_px,
             is_spatial=geom.is_spatial, call=index if counts[path] > 1 else None,
             same_as=tuple(dict.fromkeys(p for p, _ in candidates if p != path)), note=geom.note))
