@@ -90,6 +90,26 @@ def echo_json(obj) -> None:
 
 # ---- models (issue 2) ------------------------------------------------------------------
 
+@main.command("models")
+@click.option("--timm", "include_timm", is_flag=True, help="Also list timm's models (timm:<name>).")
+def models_cmd(include_timm):
+    """List the model names artiphys can load."""
+    from artiphys.models import available_models
+
+    for name in available_models(include_timm=include_timm):
+        click.echo(name)
+
+
+@main.command("model-info")
+@model_options
+def model_info_cmd(spec, device):
+    """Load MODEL and print its provenance (condition, weights file and sha256, input size)."""
+    info = spec.provenance()
+    info["n_parameters"] = sum(p.numel() for p in spec.module.parameters())
+    info["aliases"] = spec.aliases
+    echo_json(info)
+
+
 @main.command("layers")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list of objects (name, alias, kind, shape, units, rf_size, "
@@ -112,7 +132,134 @@ def layers_cmd(spec, device, as_json, layer):
 
 # ---- recording and run store (issue 2) -------------------------------------------------
 
+def parse_unit_arg(text: str):
+    """``center`` | ``all`` | channels ``0-63,70`` (at the map centre) | ``c:y:x,c:y:x``."""
+    text = text.strip()
+    if text in {"center", "all"}:
+        return text
+    if ":" in text:
+        out = []
+        for part in parse_list(text) or []:
+            try:
+                c, y, x = (int(v) for v in part.split(":"))
+            except ValueError:
+                raise ArtiphysError(f"cannot read unit {part!r}: use channel:y:x, e.g. 3:6:6") from None
+            out.append((c, y, x))
+        return out
+    try:
+        return parse_units(text)
+    except ArtiphysError:
+        raise ArtiphysError(f"cannot read --units {text!r}: use center, all, channels like 0-63, "
+                            "or channel:y:x triples like 3:6:6,4:6:6") from None
+
+
+def load_stimuli_arg(text: str):
+    """A registered set (``NAME[:key=value,...]``) or a ``.npy`` file of images in [0, 1]."""
+    from pathlib import Path
+
+    from artiphys.stimuli.registry import parse_stimuli_arg
+
+    if text.endswith(".npy") or Path(text).is_file():
+        import numpy as np
+
+        from artiphys.recording import as_stimulus_set
+
+        try:
+            images = np.load(text, allow_pickle=False)
+        except ValueError as exc:
+            raise ArtiphysError(f"cannot read images from {text}: {exc}; save a float array "
+                                "(n, 3, H, H) in [0, 1] with numpy.save") from None
+        return as_stimulus_set(images, name=f"file:{Path(text).name}")
+    return parse_stimuli_arg(text)
+
+
+@main.command("record")
+@model_options
+@click.option("--stimuli", "stimuli_arg", required=True,
+              help="Stimulus set NAME[:key=value,...] (e.g. noise:n=64) or a .npy file of "
+                   "images (n, 3, H, H) in [0, 1].")
+@click.option("--layers", required=True, help="Comma-separated layer names or aliases.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Run directory to write (manifest.json + netCDF files).")
+@click.option("--units", "units_arg", default="center", show_default=True,
+              help="center, all, channels (0-63,70) or channel:y:x triples (3:6:6,4:6:6).")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--chunk-size", type=int, default=512, show_default=True,
+              help="Stimuli per netCDF chunk file (bounds memory).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+def record_cmd(spec, device, stimuli_arg, layers, out, units_arg, batch_size, chunk_size, resume):
+    """Record responses of MODEL's units in --layers to a stimulus set into --out."""
+    from tqdm import tqdm
+
+    from artiphys.recording import record_to_store
+
+    stimuli = load_stimuli_arg(stimuli_arg)
+    units = parse_unit_arg(units_arg)
+    with tqdm(total=len(stimuli), unit="img", disable=None, leave=False) as bar:
+        run = record_to_store(spec, stimuli, parse_list(layers) or [], out, units,
+                              chunk_size=chunk_size, batch_size=batch_size, device=device,
+                              resume=resume, command=list(sys.argv),
+                              metadata={"stimuli_arg": stimuli_arg},
+                              progress=lambda done: bar.update(done - bar.n))
+    manifest = run.manifest
+    click.echo(f"recorded {manifest['n_stimuli']} stimuli x "
+               f"{len(manifest['layers'])} layer(s) of {spec.name} into {run.path}")
+
+
 # ---- stimuli (issue 3) -----------------------------------------------------------------
+
+def parse_options(items) -> dict:
+    """``("size_px=64", "unique=false")`` -> ``{"size_px": 64, "unique": False}``."""
+    from artiphys.stimuli.registry import _parse_value
+
+    out = {}
+    for item in items or ():
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ArtiphysError(f"cannot read option {item!r}: use --option key=value")
+        out[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    return out
+
+
+@main.command("stimuli")
+@click.argument("set_name", required=False)
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="Set option, repeatable (e.g. -o size_px=64 -o orientation_deg=0,45,90).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write a labelled contact sheet (e.g. shapes.png).")
+@click.option("--json", "as_json", is_flag=True, help="Print the parameter table as JSON.")
+@click.option("--cols", type=int, default=None, help="Columns of the contact sheet.")
+@click.option("--limit", type=int, default=None, help="Draw only the first N stimuli.")
+@click.option("--no-crop", is_flag=True, help="Draw whole images, not the central content.")
+@click.option("--list", "list_sets", is_flag=True, help="List the stimulus set names.")
+def stimuli_cmd(set_name, options, out, as_json, cols, limit, no_crop, list_sets):
+    """Build stimulus set SET_NAME (shapes, shapes_sweep, gratings, gabors, dog,
+    binarised_grating, images, probe, baselines, ...); draw it or print its table.
+
+    Also accepts SET_NAME:key=value,key=value (the form of ``record --stimuli``).
+    """
+    from artiphys.stimuli.registry import _load_builtin_sets, available_sets, make_stimuli
+
+    if list_sets or not set_name:
+        _load_builtin_sets()
+        click.echo("\n".join(available_sets()))
+        return
+    name, _, inline = set_name.partition(":")
+    # inline options are comma-separated; --option values may themselves hold lists (0,45,90)
+    opts = parse_options(o.strip() for o in inline.split(",") if o.strip())
+    opts.update(parse_options(options))
+    stim = make_stimuli(name, **opts)
+    if out:
+        from artiphys.stimuli.sheet import save_contact_sheet
+
+        path = save_contact_sheet(stim, out, ncols=cols, limit=limit, crop=not no_crop)
+        click.echo(f"wrote {path} ({min(len(stim), limit or len(stim))} of {len(stim)} stimuli, "
+                   f"set {stim.name}, hash {stim.content_hash})", err=as_json)
+    if as_json:
+        click.echo(stim.params.to_json(orient="records", indent=1))
+    elif not out:
+        echo_json(stim.describe())
+
 
 # ---- tuning analyses (issue 4) ---------------------------------------------------------
 

@@ -1,0 +1,446 @@
+"""Record unit responses to a stimulus set, in memory or streamed to a run directory.
+
+``record(model, stimuli, layers)`` returns, per layer, an ``xarray.DataArray`` with dims
+``("stimulus", "unit")``; unit coords ``layer, channel, y, x``; every stimulus parameter a
+``stimulus`` coord. ``record_to_store`` writes the same arrays in chunks of stimuli to a
+run directory (bounded memory, resumable) and ``load_responses`` reads them back.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import re
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from torch import nn
+
+from artiphys.errors import ResponseError, RunStoreError, StimulusError, UnknownLayerError, \
+    close_matches
+from artiphys.models.layers import LayerRef, resolve_layer
+from artiphys.models.spec import ModelSpec, as_spec, default_device
+from artiphys.recording.hooks import Capture, _ensure_mapping_keys
+from artiphys.recording.units import UnitSelector, units_mode, units_to_json
+from artiphys.stimuli.base import StimulusSet, to_model_input
+from artiphys.store.rundir import RunDir, utc_now
+
+#: unit coords; stimulus parameters with these names are stored as ``stimulus_<name>``
+UNIT_COORDS = ("layer", "channel", "y", "x")
+_RESERVED = {"stimulus", "unit", *UNIT_COORDS}
+
+Layers = str | LayerRef | nn.Module | Sequence[str | LayerRef | nn.Module]
+Progress = Callable[[int], None]
+
+
+# ---- inputs ------------------------------------------------------------------------------
+def as_stimulus_set(stimuli, name: str = "images") -> StimulusSet:
+    """Pass a StimulusSet through; wrap images ``(n, 3, H, H)`` / ``(n, H, H)`` in [0, 1].
+
+    Raises
+    ------
+    StimulusError
+        For arrays of another shape or with values outside [0, 1].
+    """
+    if isinstance(stimuli, StimulusSet):
+        return stimuli
+    if torch.is_tensor(stimuli) or isinstance(stimuli, np.ndarray):
+        images = torch.as_tensor(np.array(stimuli, copy=True) if isinstance(stimuli, np.ndarray)
+                                 else stimuli)
+        if not images.is_floating_point():
+            raise StimulusError(f"images must be floats in [0, 1], got {images.dtype}; divide "
+                                "8-bit images by 255")
+        if images.numel() and (images.min() < 0 or images.max() > 1 or images.isnan().any()):
+            raise StimulusError("image values must lie in [0, 1]; rescale them (8-bit images: "
+                                "divide by 255)")
+        return StimulusSet.from_tensor(images, name=name)
+    raise StimulusError(f"stimuli must be a StimulusSet or an image array, got "
+                        f"{type(stimuli).__name__}; build one with artiphys.stimuli.make_stimuli")
+
+
+def resolve_layers(spec: ModelSpec, layers: Layers) -> list[LayerRef]:
+    """Resolve layer names / aliases / modules, dropping repeats (same label)."""
+    if isinstance(layers, (str, LayerRef, nn.Module)):
+        layers = [layers]
+    refs: list[LayerRef] = []
+    for layer in layers:
+        ref = resolve_layer(spec, layer)
+        if ref.label not in {r.label for r in refs}:
+            refs.append(ref)
+    if not refs:
+        names = [n for n, _ in spec.module.named_modules() if n]
+        raise UnknownLayerError(f"no layers given; name at least one, e.g. {names[0]!r}"
+                                if names else "no layers given")
+    return refs
+
+
+def stimulus_coords(params: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Parameter columns as netCDF-safe numpy arrays (text and mixed columns as ``str``).
+
+    A parameter whose name clashes with a dim or unit coord (``x``, ``y``, ``layer``,
+    ``channel``, ``unit``, ``stimulus``) is renamed ``stimulus_<name>``.
+    """
+    out = {}
+    for col in params.columns:
+        s = params[col]
+        name = f"stimulus_{col}" if str(col) in _RESERVED else str(col)
+        dtype = s.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+            values = s.to_numpy().astype(np.int64)
+        elif isinstance(dtype, np.dtype) and dtype.kind in "bfM":
+            values = s.to_numpy()
+        elif pd.api.types.is_bool_dtype(dtype) and not s.isna().any():
+            values = s.to_numpy(dtype=bool)
+        elif pd.api.types.is_numeric_dtype(dtype):
+            values = s.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            values = np.array(["" if v is None else str(v) for v in s.tolist()], dtype=object)
+        out[name] = values
+    return out
+
+
+# ---- the recording loop ------------------------------------------------------------------
+class _Session:
+    """A model on its device with hooks on the requested layers (see :func:`_session`)."""
+
+    def __init__(self, spec: ModelSpec, capture: Capture, device: torch.device,
+                 dtype: torch.dtype):
+        self.spec = spec
+        self.capture = capture
+        self.device = device
+        self.dtype = dtype
+
+    def batches(self, stimuli: StimulusSet, start: int, stop: int, batch_size: int
+                ) -> Iterator[tuple[int, int, dict[str, np.ndarray]]]:
+        """Yield ``(lo, hi, {label: float32 array (hi - lo, units)})`` for stimuli start:stop."""
+        for lo in range(start, stop, batch_size):
+            hi = min(lo + batch_size, stop)
+            images = stimuli.images(lo, hi)
+            if not torch.is_tensor(images):
+                raise StimulusError(f"stimulus set {stimuli.name!r} rendered a "
+                                    f"{type(images).__name__}, not a tensor")
+            x = to_model_input(images.to(self.device, non_blocking=True),
+                               self.spec.preprocessing).to(self.dtype)
+            out = self.capture.run(x)
+            arrays = {}
+            for label, t in out.items():
+                a = t.to(device="cpu", dtype=torch.float32).numpy()
+                finite = np.isfinite(a)
+                if not finite.all():
+                    i = lo + int((~finite.all(axis=1)).argmax())
+                    row = stimuli.params.iloc[i].to_dict()
+                    shown = ", ".join(f"{k}={v}" for k, v in list(row.items())[:4])
+                    raise ResponseError(
+                        f"layer {label!r} gave NaN or infinite responses for stimulus {i} "
+                        f"({shown}); check the model weights and that the stimuli are finite "
+                        "values in [0, 1]")
+                arrays[label] = a
+            yield lo, hi, arrays
+
+
+@contextmanager
+def _session(spec: ModelSpec, refs: list[LayerRef], units, device) -> Iterator[_Session]:
+    """Put the model in eval mode on ``device`` with hooks; restore everything after."""
+    _ensure_mapping_keys(units, refs)
+    module = spec.module
+    device = default_device(device)
+    param = next(iter(module.parameters()), None)
+    home = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    was_training = module.training
+    capture = Capture(module, refs, units)
+    try:
+        module.eval()
+        if home != device:
+            module.to(device)
+        with capture:
+            yield _Session(spec, capture, device, dtype)
+    finally:
+        capture.remove()
+        if home != device:
+            module.to(home)
+        module.train(was_training)
+
+
+def _dataarray(values: np.ndarray, sel: UnitSelector, ref: LayerRef, stimuli: StimulusSet,
+               start: int, stop: int, spec: ModelSpec) -> xr.DataArray:
+    coords: dict = {"stimulus": ("stimulus", np.arange(start, stop, dtype=np.int64))}
+    for name, col in stimulus_coords(stimuli.params.iloc[start:stop]).items():
+        coords[name] = ("stimulus", col)
+    k = len(sel)
+    coords["layer"] = ("unit", np.array([ref.label] * k, dtype=object))
+    coords["channel"] = ("unit", sel.channel)
+    coords["y"] = ("unit", sel.y)
+    coords["x"] = ("unit", sel.x)
+    attrs = {"layer": ref.label, "layer_path": ref.name, "units": sel.mode,
+             "layer_shape_chw": list(sel.shape), "model": spec.name,
+             "input_size_px": spec.preprocessing.input_size_px,
+             "stimulus_set": stimuli.name, "stimulus_hash": stimuli.content_hash}
+    return xr.DataArray(values, dims=("stimulus", "unit"), coords=coords, name=ref.label,
+                        attrs=attrs)
+
+
+def record(model: ModelSpec | nn.Module, stimuli, layers: Layers, units="center", *,
+           batch_size: int = 64, device: str | torch.device | None = None,
+           progress: Progress | None = None) -> dict[str, xr.DataArray]:
+    """Record the responses of units in ``layers`` to every stimulus.
+
+    Parameters
+    ----------
+    model : ModelSpec or torch.nn.Module
+        A loaded model (``artiphys.models.load_model``) or any module (ImageNet
+        preprocessing at 224 px is assumed for a bare module; wrap it with ``as_spec``).
+    stimuli : StimulusSet or array
+        Stimuli; an array ``(n, 3, H, H)`` in [0, 1] is wrapped with
+        ``StimulusSet.from_tensor``. Images are resized to the model's input size.
+    layers : str, LayerRef, module, or a list of them
+        Module paths (``"features.0"``) or aliases (``"conv1"``).
+    units : "center", "all", list, or dict
+        ``"center"``: every channel at the map centre ``(H // 2, W // 2)`` (every unit of a
+        1-D layer); ``"all"``: every channel x y x x; a list of channels (at the centre) or
+        of ``(channel, y, x)``; or a dict giving one of these per layer.
+    batch_size : int
+        Stimuli per forward pass.
+    device : str or torch.device, optional
+        Default: CUDA when present, else CPU. The model is moved back afterwards.
+    progress : callable, optional
+        Called with the number of stimuli done after each batch.
+
+    Returns
+    -------
+    dict of str to xarray.DataArray
+        Per layer label (alias, else module path), float32 responses with dims
+        ``("stimulus", "unit")``.
+
+    Raises
+    ------
+    UnknownLayerError, UnknownUnitError, StimulusError, ResponseError
+        Bad layer names, units outside a layer, badly shaped stimuli, or NaN responses
+        (the message names the layer and the stimulus).
+
+    Notes
+    -----
+    Runs under ``torch.inference_mode``; the forward stops after the last requested layer;
+    each hook copies only the selected units, before any later in-place op can change them.
+    """
+    spec = as_spec(model)
+    stimuli = as_stimulus_set(stimuli)
+    refs = resolve_layers(spec, layers)
+    batch_size = _positive(batch_size, "batch_size")
+    n = len(stimuli)
+    buffers: dict[str, np.ndarray] = {}
+    with _session(spec, refs, units, device) as session:
+        for lo, hi, arrays in session.batches(stimuli, 0, n, batch_size):
+            for label, a in arrays.items():
+                if label not in buffers:
+                    buffers[label] = np.empty((n, a.shape[1]), dtype=np.float32)
+                buffers[label][lo:hi] = a
+            if progress is not None:
+                progress(hi)
+        selectors = dict(session.capture.selectors)
+    return {ref.label: _dataarray(buffers[ref.label], selectors[ref.label], ref, stimuli, 0, n,
+                                  spec) for ref in refs}
+
+
+def _positive(value, name: str) -> int:
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        value = 0
+    if value < 1:
+        raise ResponseError(f"{name} must be a positive integer")
+    return value
+
+
+# ---- streaming to a run directory --------------------------------------------------------
+def _safe(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label)
+
+
+def _chunk_key(label: str, i: int) -> str:
+    return f"responses/{label}/{i:05d}"
+
+
+def _chunk_relpath(label: str, i: int) -> str:
+    return f"responses/{_safe(label)}/chunk-{i:05d}.nc"
+
+
+def record_to_store(model: ModelSpec | nn.Module, stimuli, layers: Layers, out,
+                    units="center", *, chunk_size: int = 512, batch_size: int = 64,
+                    device: str | torch.device | None = None, resume: bool = False,
+                    command: Sequence[str] | None = None, metadata: Mapping | None = None,
+                    progress: Progress | None = None) -> RunDir:
+    """Record like :func:`record`, writing chunks of ``chunk_size`` stimuli to run dir ``out``.
+
+    Each chunk of each layer is one netCDF file
+    (``responses/<layer>/chunk-00000.nc``, opens with ``xarray.open_dataset``; variable
+    ``responses``), written atomically and then entered in ``index.json`` with its sha256.
+    Memory is bounded by one chunk. With ``resume``, chunks already finished (and intact)
+    are skipped; the manifest must then describe the same recording.
+
+    Parameters
+    ----------
+    out : path
+        Run directory (created).
+    chunk_size : int
+        Stimuli per chunk file.
+    resume : bool
+        Continue the run in ``out``.
+    command : list of str, optional
+        Command line stored in the manifest (default ``sys.argv``).
+    metadata : dict, optional
+        Extra JSON-able entries for the manifest (e.g. the stimulus options as typed).
+    Other parameters as in :func:`record`.
+
+    Returns
+    -------
+    RunDir
+        Read results with :func:`load_responses`.
+
+    Raises
+    ------
+    RunStoreError
+        ``out`` holds another run (without ``resume``) or a run of different settings.
+    """
+    import artiphys
+
+    spec = as_spec(model)
+    stimuli = as_stimulus_set(stimuli)
+    refs = resolve_layers(spec, layers)
+    chunk_size = _positive(chunk_size, "chunk_size")
+    batch_size = _positive(batch_size, "batch_size")
+    _ensure_mapping_keys(units, refs)
+    n = len(stimuli)
+    n_chunks = math.ceil(n / chunk_size)
+    dev = default_device(device)
+    identity = {
+        "kind": "responses",
+        "model": spec.provenance(),
+        "stimuli": stimuli.describe(),
+        "layers": [ref.name for ref in refs],
+        "units": units_to_json(units),
+        "chunk_size": chunk_size,
+        "batch_size": batch_size,
+    }
+    manifest = {
+        "kind": "responses",
+        "artiphys_version": artiphys.__version__,
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "device": str(dev),
+        "command": list(command) if command is not None else list(sys.argv),
+        "model": spec.provenance(),
+        "seeds": {"model": spec.seed, "stimuli": stimuli.meta.get("seed")},
+        "stimuli": {**stimuli.describe(), "parameters": list(map(str, stimuli.params.columns))},
+        "layers": [{"label": ref.label, "name": ref.name, "alias": ref.alias,
+                    "files": f"responses/{_safe(ref.label)}/"} for ref in refs],
+        "units": units_to_json(units),
+        "units_mode": units_mode(units),
+        "n_stimuli": n,
+        "chunk_size": chunk_size,
+        "n_chunks": n_chunks,
+        "batch_size": batch_size,
+        "started_utc": utc_now(),
+        **dict(metadata or {}),
+    }
+    run = RunDir.create(out, manifest, identity=identity, resume=resume)
+    with run.lock():
+        todo = [i for i in range(n_chunks)
+                if not all(run.chunk_done(_chunk_key(r.label, i)) for r in refs)]
+        done_before = (n_chunks - len(todo))
+        if progress is not None and done_before:
+            progress(min(n, done_before * chunk_size))
+        if todo:
+            with _session(spec, refs, units, device) as session:
+                for i in todo:
+                    _record_chunk(run, session, spec, stimuli, refs, i, chunk_size,
+                                  batch_size, progress)
+        run.update_manifest(finished_utc=utc_now())
+    return run
+
+
+def _record_chunk(run: RunDir, session: _Session, spec: ModelSpec, stimuli: StimulusSet,
+                  refs: list[LayerRef], i: int, chunk_size: int, batch_size: int,
+                  progress: Progress | None) -> None:
+    start, stop = i * chunk_size, min((i + 1) * chunk_size, len(stimuli))
+    buffers: dict[str, np.ndarray] = {}
+    for lo, hi, arrays in session.batches(stimuli, start, stop, batch_size):
+        for label, a in arrays.items():
+            if label not in buffers:
+                buffers[label] = np.empty((stop - start, a.shape[1]), dtype=np.float32)
+            buffers[label][lo - start:hi - start] = a
+        if progress is not None:
+            progress(hi)
+    selectors = session.capture.selectors
+    for ref in refs:
+        key = _chunk_key(ref.label, i)
+        if run.chunk_done(key):
+            continue
+        da = _dataarray(buffers[ref.label], selectors[ref.label], ref, stimuli, start, stop, spec)
+        da.attrs.update(chunk=i, chunk_start=start, chunk_stop=stop)
+        run.write_netcdf(_chunk_relpath(ref.label, i), da.to_dataset(name="responses"),
+                         chunk=key, layer=ref.label, start=start, stop=stop)
+
+
+# ---- reading back ------------------------------------------------------------------------
+def _open_run(run: RunDir | str | Path) -> RunDir:
+    return run if isinstance(run, RunDir) else RunDir.open(run)
+
+
+def _layer_entry(run: RunDir, layer: str) -> dict:
+    layers = run.manifest.get("layers", [])
+    for entry in layers:
+        if layer in (entry["label"], entry["name"], entry.get("alias")):
+            return entry
+    labels = [e["label"] for e in layers]
+    raise UnknownLayerError(f"run {run.path} has no responses of layer {layer!r}."
+                            f"{close_matches(layer, labels)} Recorded layers: {', '.join(labels)}")
+
+
+def load_responses(run: RunDir | str | Path, layer: str) -> xr.DataArray:
+    """Read one layer's responses from a run directory (all chunks, in stimulus order).
+
+    Returns the same DataArray that :func:`record` returns for that layer (plus chunk
+    attrs dropped).
+
+    Raises
+    ------
+    RunStoreError
+        The run is not finished (missing chunks); re-run the command with ``--resume``.
+    UnknownLayerError
+        The layer was not recorded in this run.
+    """
+    run = _open_run(run)
+    entry = _layer_entry(run, layer)
+    label = entry["label"]
+    n_chunks = int(run.manifest["n_chunks"])
+    missing = [i for i in range(n_chunks) if not run.chunk_done(_chunk_key(label, i), verify=False)]
+    if missing:
+        raise RunStoreError(
+            f"run {run.path} is unfinished: {len(missing)} of {n_chunks} chunks of layer "
+            f"{label!r} are missing; run the same command again with --resume")
+    parts = []
+    for i in range(n_chunks):
+        with xr.open_dataset(run.chunk_file(_chunk_key(label, i))) as ds:
+            parts.append(ds["responses"].load())
+    da = parts[0] if len(parts) == 1 else xr.concat(parts, dim="stimulus",
+                                                    combine_attrs="drop_conflicts")
+    for key in ("chunk", "chunk_start", "chunk_stop"):
+        da.attrs.pop(key, None)
+    # netCDF3 (the fallback format) has no int64: restore the dtypes record() gives
+    da = da.assign_coords({name: c.astype(np.int64) for name, c in da.coords.items()
+                           if c.dtype.kind in "iu" and c.dtype != np.int64})
+    da.attrs["layer_shape_chw"] = [int(v) for v in np.atleast_1d(da.attrs["layer_shape_chw"])]
+    return da.rename(label)
+
+
+def load_run_responses(run: RunDir | str | Path) -> dict[str, xr.DataArray]:
+    """Every layer of a run: ``{label: DataArray}`` (see :func:`load_responses`)."""
+    run = _open_run(run)
+    return {e["label"]: load_responses(run, e["label"]) for e in run.manifest.get("layers", [])}

@@ -1,0 +1,86 @@
+"""No hook survives any public call of recording, error paths included (captum's
+``test_hook_removal.py``): every module's ``_forward_hooks`` is empty afterwards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _recording_fakes import PLAIN, tiny_spec
+from torch import nn
+
+from artiphys.errors import ArtiphysError
+from artiphys.models.spec import as_spec
+from artiphys.recording import hooks_left, record, record_to_store
+
+
+class Boom(nn.Module):
+    def forward(self, x):
+        raise ValueError("bug inside forward")
+
+
+class NaNLayer(nn.Module):
+    def forward(self, x):
+        return x * float("nan")
+
+
+class Net(nn.Module):
+    """conv -> relu (in place) -> tail, where tail may raise or give NaN."""
+
+    def __init__(self, tail: nn.Module | None = None):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3)
+        self.relu = nn.ReLU(inplace=True)
+        self.tail = tail or nn.Identity()
+        self.unused = nn.Identity()
+
+    def forward(self, x):
+        return self.tail(self.relu(self.conv(x)))
+
+
+def imgs(n=4):
+    return torch.rand(n, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+
+
+CASES = {
+    # name: (model tail, layers, units, expected exception or None)
+    "ok, stopped early": (None, ["conv"], "center", None),
+    "ok, every layer": (None, ["conv", "relu", "tail"], "all", None),
+    "unknown layer": (None, ["conv", "nope"], "center", ArtiphysError),
+    "unknown unit": (None, ["conv", "relu"], [(9, 0, 0)], ArtiphysError),
+    "NaN": (NaNLayer(), ["conv", "tail"], "center", ArtiphysError),
+    "exception inside forward": (Boom(), ["conv", "tail"], "center", ValueError),
+    "layer outside forward": (None, ["conv", "unused"], "center", ArtiphysError),
+}
+
+
+@pytest.mark.parametrize("to_store", [False, True], ids=["record", "record_to_store"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_no_hook_survives(case, to_store, tmp_path):
+    tail, layers, units, error = CASES[case]
+    spec = as_spec(Net(tail), PLAIN)
+
+    def call():
+        if to_store:
+            return record_to_store(spec, imgs(), layers, tmp_path / "run", units, chunk_size=2,
+                                   batch_size=1)
+        return record(spec, imgs(), layers, units, batch_size=2)
+
+    if error is None:
+        call()
+    else:
+        with pytest.raises(error):
+            call()
+    assert hooks_left(spec.module) == {}
+
+
+def test_no_hook_survives_an_interrupt():
+    spec = tiny_spec()
+
+    def interrupt(module, inputs, output):
+        raise KeyboardInterrupt
+
+    handle = spec.module.classifier.register_forward_hook(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        record(spec, imgs(), ["features.0", "classifier.1"])
+    handle.remove()
+    assert hooks_left(spec.module) == {}
