@@ -352,3 +352,20 @@ def test_no_hooks_left_and_model_untouched(alexnet):
     after = alexnet.module.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.requires_grad for p in alexnet.module.parameters())
+
+
+def test_layer_given_as_module_or_container(alexnet):
+    by_module = layer_geometry(alexnet, alexnet.module.features[3], input_size_px=227)
+    assert by_module.rf_size_px == 51
+    # the `features` Sequential returns pool5's output
+    assert layer_geometry(alexnet, "features", input_size_px=227).rf_size_px == 195
+
+
+def test_table_and_layer_geometry_agree(resnet18):
+    from artiphys.models.layers import list_layers
+
+    for row in list_layers(resnet18, input_size_px=64):
+        if row.call is None:
+            geom = layer_geometry(resnet18, row.name, input_size_px=64)
+            assert np.array_equal(np.asarray(geom.rf_size_px), np.asarray(row.rf_size_px))
+            assert geom.stride_px == row.stride_px and geom.out_shape == row.shape
