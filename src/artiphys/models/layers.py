@@ -197,8 +197,15 @@ class LayerInfo:
 
     def to_dict(self) -> dict:
         """JSON-able row: ``name, alias, kind, shape, units, rf_size, rf_size_min,
-        rf_size_max, stride, offset, is_spatial, call, same_as, note``; per-channel values as lists."""
+        rf_size_max, stride, offset, is_spatial, call, same_as, note``; per-channel values as
+        lists. The per-feature centres of a flattened vector (one per unit of the map it was
+        flattened from) are left out (``offset`` None); ``layer_geometry`` has them."""
         rng = self.rf_size_range_px
+        offset = self.offset_px
+        note = self.note
+        if isinstance(offset, np.ndarray) and not self.is_spatial:
+            offset = None
+            note = note or "RF centres differ by feature (a flattened map); see layer_geometry"
         return {
             "name": self.name,
             "alias": self.alias,
@@ -209,11 +216,11 @@ class LayerInfo:
             "rf_size_min": rng[0] if rng else None,
             "rf_size_max": rng[1] if rng else None,
             "stride": _jsonable(self.stride_px),
-            "offset": _jsonable(self.offset_px),
+            "offset": _jsonable(offset),
             "is_spatial": self.is_spatial,
             "call": self.call,
             "same_as": list(self.same_as),
-            "note": self.note,
+            "note": note,
         }
 
 
