@@ -632,7 +632,7 @@ def trace_geometry(model: ModelSpec | nn.Module, input_size_px: int | None = Non
     if len(placeholders) != 1:
         raise GeometryError("receptive fields need a model with exactly one input tensor")
     in_channels = _first_in_channels(module)
-    example = torch.zeros(1, in_channels, size, size)
+    example = torch.zeros(1, in_channels, size, size, device=_device_of(module))
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.passes.shape_prop import ShapeProp
 
@@ -655,6 +655,11 @@ def trace_geometry(model: ModelSpec | nn.Module, input_size_px: int | None = Non
     per_module.clear()
     per_module[key] = traced
     return traced
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    param = next(module.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
 
 
 def _first_in_channels(module: nn.Module) -> int:
@@ -836,6 +841,7 @@ def gradient_support_px(model: ModelSpec | nn.Module, layer, channel: int = 0,
     shape = _shape(target)
     gen = torch.Generator().manual_seed(seed)
     image = 0.5 + 0.5 * torch.rand(1, _first_in_channels(spec.module), size, size, generator=gen)
+    image = image.to(_device_of(spec.module))
     image.requires_grad_(True)
     out = gm(image)[0]
     if traced.geos[target] is not None and traced.geos[target].channels_last:
