@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from artiphys.models import load_model
+from artiphys.models import DEMO_MODEL, load_model
 from artiphys.models.analytic import channel_table
 from artiphys.models.layers import resolve_layer
 from artiphys.recording.record import load_run_responses, record_to_store
@@ -28,7 +28,6 @@ from artiphys.store.atomic import atomic_write_json, atomic_write_netcdf
 from artiphys.tuning.apc import fit_apc
 from artiphys.tuning.orientation import grating_tuning
 
-DEMO_MODEL = "v1bank"
 DEMO_LAYERS = ("simple", "complex_energy", "complex_hw", "dog")
 
 
