@@ -36,8 +36,7 @@ def _orientation_error_deg(tuning: xr.Dataset, designed: np.ndarray) -> np.ndarr
     return np.abs(diff)
 
 
-def run_demo(out: str | Path, *, model: str = DEMO_MODEL, resume: bool = False,
-             progress: bool = False) -> dict:
+def run_demo(out: str | Path, *, model: str = DEMO_MODEL, resume: bool = False) -> dict:
     """Run the demo into run directory ``out`` and return its summary (also in summary.json)."""
     out = Path(out)
     spec = load_model(model)
