@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from artiphys.models import load_model
+from artiphys.models import DEMO_MODEL, load_model
 from artiphys.models.analytic import channel_table
 from artiphys.models.layers import resolve_layer
 from artiphys.recording.record import load_run_responses, record_to_store
@@ -28,7 +28,6 @@ from artiphys.store.atomic import atomic_write_json, atomic_write_netcdf
 from artiphys.tuning.apc import fit_apc
 from artiphys.tuning.orientation import grating_tuning
 
-DEMO_MODEL = "v1bank"
 DEMO_LAYERS = ("simple", "complex_energy", "complex_hw", "dog")
 
 
@@ -37,8 +36,7 @@ def _orientation_error_deg(tuning: xr.Dataset, designed: np.ndarray) -> np.ndarr
     return np.abs(diff)
 
 
-def run_demo(out: str | Path, *, model: str = DEMO_MODEL, resume: bool = False,
-             progress: bool = False) -> dict:
+def run_demo(out: str | Path, *, model: str = DEMO_MODEL, resume: bool = False) -> dict:
     """Run the demo into run directory ``out`` and return its summary (also in summary.json)."""
     out = Path(out)
     spec = load_model(model)
