@@ -322,11 +322,15 @@ def _write_result(out, label, name, ds):
               help="TI sweep directions: x, or x,y for TI_y and the x/y agreement too.")
 @click.option("--control-seed", type=int, default=0, show_default=True,
               help="Seed of shuffles, twins and natural-image draws.")
+@click.option("--reference", "reference", type=click.Path(exists=True, dir_okay=False),
+              default=None, help="Table of recorded neurons' APC fits (an r column), e.g. "
+                                 "v4_apc_fits_pc2001_109cells.csv: adds KS vs the neurons.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False))
 @click.option("--resume", is_flag=True, help="Reuse results already in --out.")
 def characterize_cmd(spec, device, layers, tests, controls, images_dir, n_images, kurtosis,
-                     cv_folds, ti_step, ti_extent, ti_axes, control_seed, batch_size, out, resume):
+                     cv_folds, ti_step, ti_extent, ti_axes, control_seed, reference, batch_size,
+                     out, resume):
     """APC, TI, sparsity and natural-image analyses of MODEL's --layers, with controls.
 
     Writes <out>/<condition>/<layer>.<analysis>.nc and <out>/summary.json.
@@ -337,7 +341,7 @@ def characterize_cmd(spec, device, layers, tests, controls, images_dir, n_images
                            controls=parse_list(controls) or [], images_dir=images_dir,
                            n_images=n_images, seed=control_seed, kurtosis_threshold=kurtosis,
                            cv_folds=cv_folds, ti_step_px=ti_step, ti_extent_px=ti_extent,
-                           ti_axes=parse_list(ti_axes) or ["x"],
+                           ti_axes=parse_list(ti_axes) or ["x"], reference_fits=reference,
                            resume=resume, device=device, batch_size=batch_size,
                            log=lambda msg: click.echo(msg, err=True))
     echo_json(summary["layers"])

@@ -11,10 +11,11 @@ from click.testing import CliRunner
 from artiphys.cli import main
 
 
-def test_characterize_writes_summary_and_resumes(tmp_path):
+def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
     out = tmp_path / "char"
     args = ["characterize", "neuromatch_conv", "--layers", "relu", "--tests", "apc,ti,sparsity",
             "--controls", "shuffle,untrained", "--ti-extent", "8", "--ti-axes", "x,y",
+            "--reference", str(reference_dir / "v4_apc_fits_pc2001_109cells.csv"),
             "--out", str(out)]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
@@ -26,6 +27,8 @@ def test_characterize_writes_summary_and_resumes(tmp_path):
     assert rows["trained"]["n_units"] == 6 and "apc_r_median" in rows["shuffle"]
     assert "ti_y_median" in rows["trained"] and "ti_xy_r" in rows["trained"]
     assert rows["shuffle"]["ti_median"] < rows["trained"]["ti_median"]
+    assert 0 <= rows["trained"]["ks_vs_reference"] <= 1
+    assert rows["trained"]["distance_to_ideal_median"] > 0
     apc = xr.open_dataset(out / "trained" / "relu.apc.nc")
     assert set(apc.data_vars) >= {"r", "mu_a_deg", "sigma_a_deg", "mu_c", "sigma_c", "flags"}
     stamp = (out / "trained" / "relu.ti.nc").stat().st_mtime_ns

@@ -81,7 +81,7 @@ def characterize(model, layers: Sequence[str], out, *, tests: Sequence[str] = ("
                  seed: int = 0, kurtosis_threshold: float | None = None, cv_folds: int = 0,
                  ti_step_px: int = 2, ti_extent_px: int = 50, ti_axes: Sequence[str] = ("x",),
                  shape_size_px: float = 32,
-                 resume: bool = False, device=None, batch_size: int = 64,
+                 reference_fits=None, resume: bool = False, device=None, batch_size: int = 64,
                  log: Callable[[str], None] | None = None) -> dict:
     """Run the APC / TI / sparsity / natural-image battery on ``layers`` of ``model``.
 
@@ -99,6 +99,10 @@ def characterize(model, layers: Sequence[str], out, *, tests: Sequence[str] = ("
     cv_folds : also run a ``cv_folds``-fold cross-validated APC fit (0 = no)
     ti_axes : sweep directions for TI, ``("x",)`` (the paper's) or ``("x", "y")``, which
         adds ``ti_y_median`` and the across-unit agreement ``ti_xy_r``
+    reference_fits : path of (or DataFrame with) recorded neurons' APC fits with an ``r``
+        column (e.g. ``v4_apc_fits_pc2001_109cells.csv``): adds per layer and condition
+        the KS statistic between the units' and the neurons' APC r (``ks_vs_reference``)
+        and, with TI, the median distance from the ideal unit ``sqrt((1-TI)^2+(1-r)^2)``
     resume : reuse result files already in ``out``
 
     Returns
@@ -147,8 +151,16 @@ def characterize(model, layers: Sequence[str], out, *, tests: Sequence[str] = ("
         models["untrained"] = untrained_twin(spec, seed=seed)
     if "weight-shuffle" in controls:
         models["weight-shuffled"] = weight_shuffled_twin(spec, seed=seed)
+    ref_r = None
+    if reference_fits is not None:
+        from artiphys.tuning.neural import load_v4_fits
+
+        table = reference_fits if hasattr(reference_fits, "columns") else load_v4_fits(reference_fits)
+        ref_r = np.asarray(table["r"], float)
     summary: dict = {"model": spec.provenance(), "tests": list(tests), "controls": list(controls),
-                     "kurtosis_threshold": kurtosis_threshold, "layers": {}}
+                     "kurtosis_threshold": kurtosis_threshold,
+                     "reference_fits": None if reference_fits is None or hasattr(reference_fits, "columns")
+                     else str(reference_fits), "layers": {}}
     for condition, cspec in models.items():
         for layer in layers:
             log(f"{condition} {layer}")
@@ -221,6 +233,17 @@ def characterize(model, layers: Sequence[str], out, *, tests: Sequence[str] = ("
                     agree = ti_agreement(tis["x"], tis["y"], by=None)
                     r = float(agree.r.sel(group="all"))
                     row["ti_xy_r"] = r if np.isfinite(r) else None
+                if "apc" in tests and "x" in tis:
+                    from artiphys.tuning.neural import combined_distance
+
+                    dist = combined_distance(tis["x"].ti.values, np.asarray(apc.r.values, float))
+                    row["distance_to_ideal_median"] = _median(dist)
+            if ref_r is not None and "apc" in tests:
+                from artiphys.tuning.neural import compare_r_distributions
+
+                cmp = compare_r_distributions(apc, ref_r, by=None)
+                row["ks_vs_reference"] = float(cmp.ks_statistic.values[0])
+                row["reference_r_median"] = float(np.median(ref_r[np.isfinite(ref_r)]))
     from artiphys.store.atomic import atomic_write_json
 
     atomic_write_json(out / "summary.json", summary)
