@@ -4,7 +4,8 @@ For each conv layer (conv1..conv5 of torchvision AlexNet at 227 px; random weigh
 do not change the cost) the responses of every channel's centre unit to ``--shapes``
 shapes at 51 positions (+-50 px in 2 px steps) are computed both ways, timed, and checked
 to agree to 1e-4 (target: equivariant >= 5x faster). The equivariant times include all
-their set-up (stride detection, RF margins, the self-check against brute force). Standalone: ``python bench/bench_ti.py``.
+their set-up (stride detection, RF margins, the self-check against brute force).
+Standalone: ``python bench/bench_ti.py``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def shapes(n: int, size: int = 227, width: int = 32, seed: int = 0) -> torch.Ten
     c, h = size // 2, width // 2
     for i in range(n):
         yy, xx = np.mgrid[-h:h, -h:h]
-        r = h * (0.6 + 0.4 * rng.random()) * (1 + 0.3 * np.cos(rng.integers(2, 6) * np.arctan2(yy, xx)))
+        lobes = rng.integers(2, 6)
+        r = h * (0.6 + 0.4 * rng.random()) * (1 + 0.3 * np.cos(lobes * np.arctan2(yy, xx)))
         imgs[i, :, c - h:c + h, c - h:c + h] = torch.as_tensor(np.hypot(yy, xx) < r * 0.8,
                                                                dtype=torch.float32)
     return imgs
@@ -71,7 +73,8 @@ def main() -> int:
         total_bf += t_bf
         lo, hi = eq.attrs["canvas_px"]
         print(f"{name}: stride {eq.attrs['stride_px']:2d} px, canvas [{lo}, {hi}) x "
-              f"[{eq.attrs['crop_px']}, {227 - eq.attrs['crop_px']}) px; equivariant {t_eq:6.2f} s, brute force {t_bf:6.2f} s{'*' if len(sub) < len(pos) else ''} -> "
+              f"[{eq.attrs['crop_px']}, {227 - eq.attrs['crop_px']}) px; equivariant "
+              f"{t_eq:6.2f} s, brute force {t_bf:6.2f} s{'*' if len(sub) < len(pos) else ''} -> "
               f"{t_bf / t_eq:5.1f}x; max |diff| {err:.1e} (max response {scale:.1f}); "
               f"self-check {eq.attrs['self_check']}")
     print(f"all conv layers: equivariant {total_eq:.1f} s, brute force {total_bf:.1f} s -> "

@@ -197,7 +197,8 @@ def test_ti_from_recorded_sweep_matches_the_array_metric():
     dx = np.r_[[r[2] for r in rows], 0][np.r_[order, len(rows)]]
     da = xr.DataArray(np.vstack([values[order], blank]), dims=("stimulus", "unit"),
                       coords={"shape_id": ("stimulus", sid), "rotation": ("stimulus", sid * 0),
-                              "dx_px": ("stimulus", dx), "size_px": ("stimulus", np.full(len(sid), 4.0))})
+                              "dx_px": ("stimulus", dx),
+                              "size_px": ("stimulus", np.full(len(sid), 4.0))})
     got = ti_from_recorded(da)
     want = ti_metric(resp, pos, blank=blank[0], stimulus_width_px=4)
     np.testing.assert_allclose(got.ti.values, want.ti.values)

@@ -183,7 +183,8 @@ def apc_predictions(features, grid: APCGrid | None = None, *, device=None,
     f64 = dict(dtype=torch.float64, device=dev)
     # The grid is a product, so the log-prediction separates: log vonMises depends on
     # (mu_a, sigma_a) only, log Gauss on (mu_c, sigma_c) only; padding points get -inf.
-    mu_a = torch.as_tensor(np.radians(grid.mu_a_deg), **f64).repeat_interleave(len(grid.sigma_a_deg))
+    mu_a = torch.as_tensor(np.radians(grid.mu_a_deg), **f64)
+    mu_a = mu_a.repeat_interleave(len(grid.sigma_a_deg))
     kappa = (1.0 / torch.as_tensor(np.radians(grid.sigma_a_deg), **f64)).repeat(len(grid.mu_a_deg))
     mu_c = torch.as_tensor(grid.mu_c, **f64).repeat_interleave(len(grid.sigma_c))
     sigma_c = torch.as_tensor(grid.sigma_c, **f64).repeat(len(grid.mu_c))
@@ -327,7 +328,7 @@ def _select_features(features, da: xr.DataArray):
         table = as_feature_list(features)
         keys = sorted(features["stimulus_index"].unique())
         lookup = dict(zip(keys, table))
-        wanted = da["stimulus_index"].values if "stimulus_index" in da.coords else da["stimulus"].values
+        wanted = da["stimulus_index" if "stimulus_index" in da.coords else "stimulus"].values
         try:
             return [lookup[int(k)] for k in wanted]
         except (KeyError, ValueError, TypeError):
@@ -389,7 +390,8 @@ def fit_apc(responses, features=None, grid: APCGrid | None = None, *, prediction
 def kfold_indices(n: int, n_folds: int, seed: int = 0) -> list[np.ndarray]:
     """Seeded random split of ``range(n)`` into ``n_folds`` nearly equal test folds."""
     if not 2 <= n_folds <= n:
-        raise ValueError(f"n_folds must be between 2 and the number of stimuli ({n}), got {n_folds}")
+        raise ValueError(f"n_folds must be between 2 and the number of stimuli ({n}), "
+                         f"got {n_folds}")
     perm = np.random.default_rng(seed).permutation(n)
     return [np.sort(f) for f in np.array_split(perm, n_folds)]
 

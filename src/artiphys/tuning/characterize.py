@@ -76,12 +76,13 @@ def _median(values) -> float | None:
     return float(np.median(v)) if v.size else None
 
 
-def characterize(model, layers: Sequence[str], out, *, tests: Sequence[str] = ("apc", "ti", "sparsity"),
-                 controls: Sequence[str] = (), images_dir=None, n_images: int = 362,
-                 seed: int = 0, kurtosis_threshold: float | None = None, cv_folds: int = 0,
+def characterize(model, layers: Sequence[str], out, *,
+                 tests: Sequence[str] = ("apc", "ti", "sparsity"), controls: Sequence[str] = (),
+                 images_dir=None, n_images: int = 362, seed: int = 0,
+                 kurtosis_threshold: float | None = None, cv_folds: int = 0,
                  ti_step_px: int = 2, ti_extent_px: int = 50, ti_axes: Sequence[str] = ("x",),
-                 shape_size_px: float = 32,
-                 reference_fits=None, resume: bool = False, device=None, batch_size: int = 64,
+                 shape_size_px: float = 32, reference_fits=None, resume: bool = False,
+                 device=None, batch_size: int = 64,
                  log: Callable[[str], None] | None = None) -> dict:
     """Run the APC / TI / sparsity / natural-image battery on ``layers`` of ``model``.
 
@@ -109,145 +110,176 @@ def characterize(model, layers: Sequence[str], out, *, tests: Sequence[str] = ("
     -------
     dict, also written to ``out/summary.json``: per layer and condition ``n_units``,
     ``apc_r_median``, ``apc_r_frac_gt_0.5``, ``ti_median``, ``sparsity_median`` (median
-    lifetime sparseness), ``kurtosis_median``, ``n_excluded_kurtosis``.
+    lifetime sparseness), ``kurtosis_median``, ``n_excluded_kurtosis`` and the extras above.
+    The ``shuffle`` condition holds the trained model's results on shuffled responses.
     """
     from artiphys.models.controls import untrained_twin, weight_shuffled_twin
     from artiphys.models.spec import as_spec
-    from artiphys.recording import record
-    from artiphys.stimuli.apc_features import apc_features
-    from artiphys.stimuli.shapes import shapes
-    from artiphys.tuning.apc import apc_predictions, fit_apc, fit_apc_cv
-    from artiphys.tuning.controls import shuffle_responses
-    from artiphys.tuning.sparsity import (apply_kurtosis_filter, natural_to_shape_max_ratio,
-                                          response_histograms, sparsity, top_bottom_stimuli)
-    from artiphys.tuning.ti import position_sweep, ti_from_sweep
+    from artiphys.store.atomic import atomic_write_json
 
     _check(tests, TESTS, "tests")
     _check(controls, CONTROLS, "controls")
     _check(ti_axes, ("x", "y"), "TI axes")
     if "natural" in tests and images_dir is None:
         raise ArtiphysError("the natural test needs natural images: pass --images DIR")
-    log = log or (lambda msg: None)
     spec = as_spec(model)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    store = _Store(out, resume)
-    size = spec.preprocessing.input_size_px
-    standard = shapes(size_px=shape_size_px, canvas_px=size)
-    sets = {"shapes": standard}
-    if "sparsity" in tests:
-        sets["shapes_large"] = shapes(size_px=2 * shape_size_px, canvas_px=size)
-        sets["shapes_dim"] = shapes(size_px=shape_size_px, intensity=100, canvas_px=size)
-    if images_dir is not None:
-        from artiphys.stimuli.natural import images as natural_images
+    ref_r, ref_name = None, None
+    if reference_fits is not None:
+        from artiphys.tuning.neural import load_v4_fits
 
-        sets["natural"] = natural_images(images_dir, n=n_images, seed=seed, size_px=size)
-    predictions = None
-    if "apc" in tests:
-        predictions = apc_predictions(apc_features(standard), device=device)
-
+        is_table = hasattr(reference_fits, "columns")
+        table = reference_fits if is_table else load_v4_fits(reference_fits)
+        ref_r, ref_name = np.asarray(table["r"], float), None if is_table else str(reference_fits)
+    battery = _Battery(spec, _Store(out, resume), tests=tuple(tests), controls=tuple(controls),
+                       images_dir=images_dir, n_images=n_images, seed=seed,
+                       kurtosis_threshold=kurtosis_threshold, cv_folds=cv_folds,
+                       ti_step_px=ti_step_px, ti_extent_px=ti_extent_px,
+                       ti_axes=tuple(ti_axes), shape_size_px=shape_size_px, ref_r=ref_r,
+                       device=device, batch_size=batch_size)
     models = {"trained": spec}
     if "untrained" in controls:
         models["untrained"] = untrained_twin(spec, seed=seed)
     if "weight-shuffle" in controls:
         models["weight-shuffled"] = weight_shuffled_twin(spec, seed=seed)
-    ref_r = None
-    if reference_fits is not None:
-        from artiphys.tuning.neural import load_v4_fits
-
-        table = reference_fits if hasattr(reference_fits, "columns") else load_v4_fits(reference_fits)
-        ref_r = np.asarray(table["r"], float)
     summary: dict = {"model": spec.provenance(), "tests": list(tests), "controls": list(controls),
-                     "kurtosis_threshold": kurtosis_threshold,
-                     "reference_fits": None if reference_fits is None or hasattr(reference_fits, "columns")
-                     else str(reference_fits), "layers": {}}
+                     "kurtosis_threshold": kurtosis_threshold, "reference_fits": ref_name,
+                     "layers": {}}
     for condition, cspec in models.items():
         for layer in layers:
-            log(f"{condition} {layer}")
-            resp = {}
-            for set_name, stim in sets.items():
-                if set_name != "shapes" and not (set_name == "natural" or "sparsity" in tests):
-                    continue
-                ds = store.get_or_make(condition, layer, f"responses_{set_name}", lambda st=stim: record(
-                    cspec, st, [layer], units="center", batch_size=batch_size,
-                    device=device)[_label(cspec, layer)].rename("responses").to_dataset())
-                resp[set_name] = ds["responses"]
-            row = summary["layers"].setdefault(layer, {}).setdefault(condition, {})
-            row["n_units"] = int(resp["shapes"].sizes["unit"])
-            sp = None
-            if "sparsity" in tests or kurtosis_threshold is not None:
-                sp = store.get_or_make(condition, layer, "sparsity", lambda: sparsity(resp["shapes"]))
-                row["sparsity_median"] = _median(sp.lifetime_sparseness)
-                row["kurtosis_median"] = _median(sp.kurtosis)
-            if "sparsity" in tests:
-                store.get_or_make(condition, layer, "histograms",
-                                  lambda: response_histograms(resp))
-                store.get_or_make(condition, layer, "top_bottom",
-                                  lambda: top_bottom_stimuli(resp["shapes"], 8))
-            if "natural" in tests:
-                ratio = store.get_or_make(condition, layer, "natural_ratio",
-                                          lambda: natural_to_shape_max_ratio(resp["natural"],
-                                                                             resp["shapes"]))
-                row["natural_shape_max_ratio_median"] = _median(ratio.ratio)
-            if "apc" in tests:
-                def fit(r=resp["shapes"]):
-                    res = fit_apc(r, predictions=predictions, device=device)
-                    if kurtosis_threshold is not None:
-                        res = apply_kurtosis_filter(res, sp.kurtosis.values, kurtosis_threshold)
-                    return res
-
-                apc = store.get_or_make(condition, layer, "apc", fit)
-                _apc_summary(row, apc)
-                if cv_folds:
-                    cv = store.get_or_make(condition, layer, f"apc_cv{cv_folds}", lambda: fit_apc_cv(
-                        resp["shapes"], predictions=predictions, n_folds=cv_folds, seed=seed,
-                        device=device))
-                    row["apc_cv_r_median"] = _median(cv.r)
-                if "shuffle" in controls and condition == "trained":
-                    shuf = store.get_or_make("shuffle", layer, "apc", lambda: fit_apc(
-                        shuffle_responses(resp["shapes"], seed), predictions=predictions,
-                        device=device))
-                    srow = summary["layers"][layer].setdefault("shuffle", {})
-                    srow["n_units"] = row["n_units"]
-                    _apc_summary(srow, shuf)
-            if "ti" in tests:
-                tis = {}
-                for axis in ti_axes:
-                    name = "ti" if axis == "x" else f"ti_{axis}"
-                    sweep = store.get_or_make(condition, layer, f"{name}_sweep", lambda a=axis: _sweep(
-                        cspec, layer, standard, position_sweep(ti_step_px, ti_extent_px), device,
-                        batch_size, a))
-                    tis[axis] = store.get_or_make(condition, layer, name, lambda sw=sweep: ti_from_sweep(
-                        sw, stimulus_width_px=shape_size_px))
-                    key = "ti_median" if axis == "x" else f"ti_{axis}_median"
-                    row[key] = _median(tis[axis].ti)
-                    if "shuffle" in controls and condition == "trained":
-                        shuf = store.get_or_make("shuffle", layer, name, lambda sw=sweep: ti_from_sweep(
-                            sw, stimulus_width_px=shape_size_px, shuffle_seed=seed))
-                        srow = summary["layers"][layer].setdefault("shuffle", {})
-                        srow.setdefault("n_units", row["n_units"])
-                        srow[key] = _median(shuf.ti)
-                if {"x", "y"} <= set(tis):
-                    from artiphys.tuning.ti import ti_agreement
-
-                    agree = ti_agreement(tis["x"], tis["y"], by=None)
-                    r = float(agree.r.sel(group="all"))
-                    row["ti_xy_r"] = r if np.isfinite(r) else None
-                if "apc" in tests and "x" in tis:
-                    from artiphys.tuning.neural import combined_distance
-
-                    dist = combined_distance(tis["x"].ti.values, np.asarray(apc.r.values, float))
-                    row["distance_to_ideal_median"] = _median(dist)
-            if ref_r is not None and "apc" in tests:
-                from artiphys.tuning.neural import compare_r_distributions
-
-                cmp = compare_r_distributions(apc, ref_r, by=None)
-                row["ks_vs_reference"] = float(cmp.ks_statistic.values[0])
-                row["reference_r_median"] = float(np.median(ref_r[np.isfinite(ref_r)]))
-    from artiphys.store.atomic import atomic_write_json
-
+            (log or (lambda msg: None))(f"{condition} {layer}")
+            rows = summary["layers"].setdefault(layer, {})
+            battery.run(condition, cspec, layer, rows)
     atomic_write_json(out / "summary.json", summary)
     return summary
+
+
+class _Battery:
+    """The analyses of one (condition, layer), sharing stimuli and APC predictions."""
+
+    def __init__(self, spec, store: _Store, *, tests, controls, images_dir, n_images, seed,
+                 kurtosis_threshold, cv_folds, ti_step_px, ti_extent_px, ti_axes,
+                 shape_size_px, ref_r, device, batch_size):
+        from artiphys.stimuli.apc_features import apc_features
+        from artiphys.stimuli.shapes import shapes
+        from artiphys.tuning.apc import apc_predictions
+        from artiphys.tuning.ti import position_sweep
+
+        self.store, self.tests, self.controls = store, tests, controls
+        self.seed, self.kurtosis_threshold, self.cv_folds = seed, kurtosis_threshold, cv_folds
+        self.ti_axes, self.width_px, self.ref_r = ti_axes, shape_size_px, ref_r
+        self.device, self.batch_size = device, batch_size
+        self.positions = position_sweep(ti_step_px, ti_extent_px)
+        size = spec.preprocessing.input_size_px
+        self.standard = shapes(size_px=shape_size_px, canvas_px=size)
+        self.sets = {"shapes": self.standard}
+        if "sparsity" in tests:
+            self.sets["shapes_large"] = shapes(size_px=2 * shape_size_px, canvas_px=size)
+            self.sets["shapes_dim"] = shapes(size_px=shape_size_px, intensity=100, canvas_px=size)
+        if images_dir is not None:
+            from artiphys.stimuli.natural import images as natural_images
+
+            self.sets["natural"] = natural_images(images_dir, n=n_images, seed=seed, size_px=size)
+        self.predictions = (apc_predictions(apc_features(self.standard), device=device)
+                            if "apc" in tests else None)
+
+    def _record(self, spec, layer, stimuli) -> xr.Dataset:
+        from artiphys.recording import record
+
+        da = record(spec, stimuli, [layer], units="center", batch_size=self.batch_size,
+                    device=self.device)[_label(spec, layer)]
+        return da.rename("responses").to_dataset()
+
+    def run(self, condition: str, spec, layer: str, rows: dict) -> None:
+        get = self.store.get_or_make
+        resp = {name: get(condition, layer, f"responses_{name}",
+                          lambda st=stim: self._record(spec, layer, st))["responses"]
+                for name, stim in self.sets.items()}
+        shapes_resp = resp["shapes"]
+        row = rows.setdefault(condition, {})
+        row["n_units"] = int(shapes_resp.sizes["unit"])
+        shuffle = "shuffle" in self.controls and condition == "trained"
+        srow = rows.setdefault("shuffle", {"n_units": row["n_units"]}) if shuffle else None
+        sp = None
+        if "sparsity" in self.tests or self.kurtosis_threshold is not None:
+            from artiphys.tuning.sparsity import sparsity
+
+            sp = get(condition, layer, "sparsity", lambda: sparsity(shapes_resp))
+            row["sparsity_median"] = _median(sp.lifetime_sparseness)
+            row["kurtosis_median"] = _median(sp.kurtosis)
+        if "sparsity" in self.tests:
+            from artiphys.tuning.sparsity import response_histograms, top_bottom_stimuli
+
+            get(condition, layer, "histograms", lambda: response_histograms(resp))
+            get(condition, layer, "top_bottom", lambda: top_bottom_stimuli(shapes_resp, 8))
+        if "natural" in self.tests:
+            from artiphys.tuning.sparsity import natural_to_shape_max_ratio
+
+            ratio = get(condition, layer, "natural_ratio",
+                        lambda: natural_to_shape_max_ratio(resp["natural"], shapes_resp))
+            row["natural_shape_max_ratio_median"] = _median(ratio.ratio)
+        apc = self._apc(condition, layer, shapes_resp, sp, row, srow) \
+            if "apc" in self.tests else None
+        tis = self._ti(condition, spec, layer, row, srow) if "ti" in self.tests else {}
+        if apc is not None and "x" in tis:
+            from artiphys.tuning.neural import combined_distance
+
+            dist = combined_distance(tis["x"].ti.values, np.asarray(apc.r.values, float))
+            row["distance_to_ideal_median"] = _median(dist)
+        if apc is not None and self.ref_r is not None:
+            from artiphys.tuning.neural import compare_r_distributions
+
+            cmp = compare_r_distributions(apc, self.ref_r, by=None)
+            row["ks_vs_reference"] = float(cmp.ks_statistic.values[0])
+            row["reference_r_median"] = _median(self.ref_r)
+
+    def _apc(self, condition, layer, shapes_resp, sp, row, srow) -> xr.Dataset:
+        from artiphys.tuning.apc import fit_apc, fit_apc_cv
+        from artiphys.tuning.controls import shuffle_responses
+        from artiphys.tuning.sparsity import apply_kurtosis_filter
+
+        get, preds, dev = self.store.get_or_make, self.predictions, self.device
+
+        def fit():
+            res = fit_apc(shapes_resp, predictions=preds, device=dev)
+            if self.kurtosis_threshold is not None:
+                res = apply_kurtosis_filter(res, sp.kurtosis.values, self.kurtosis_threshold)
+            return res
+
+        apc = get(condition, layer, "apc", fit)
+        _apc_summary(row, apc)
+        if self.cv_folds:
+            cv = get(condition, layer, f"apc_cv{self.cv_folds}", lambda: fit_apc_cv(
+                shapes_resp, predictions=preds, n_folds=self.cv_folds, seed=self.seed, device=dev))
+            row["apc_cv_r_median"] = _median(cv.r)
+        if srow is not None:
+            shuf = get("shuffle", layer, "apc", lambda: fit_apc(
+                shuffle_responses(shapes_resp, self.seed), predictions=preds, device=dev))
+            _apc_summary(srow, shuf)
+        return apc
+
+    def _ti(self, condition, spec, layer, row, srow) -> dict:
+        from artiphys.tuning.ti import ti_agreement, ti_from_sweep
+
+        get, width = self.store.get_or_make, self.width_px
+        tis = {}
+        for axis in self.ti_axes:
+            name = "ti" if axis == "x" else f"ti_{axis}"
+            key = f"{name}_median"
+            sweep = get(condition, layer, f"{name}_sweep", lambda a=axis: _sweep(
+                spec, layer, self.standard, self.positions, self.device, self.batch_size, a))
+            tis[axis] = get(condition, layer, name,
+                            lambda: ti_from_sweep(sweep, stimulus_width_px=width))
+            row[key] = _median(tis[axis].ti)
+            if srow is not None:
+                shuf = get("shuffle", layer, name, lambda: ti_from_sweep(
+                    sweep, stimulus_width_px=width, shuffle_seed=self.seed))
+                srow[key] = _median(shuf.ti)
+        if {"x", "y"} <= set(tis):
+            r = float(ti_agreement(tis["x"], tis["y"], by=None).r.sel(group="all"))
+            row["ti_xy_r"] = r if np.isfinite(r) else None
+        return tis
 
 
 def _label(spec, layer) -> str:

@@ -332,7 +332,8 @@ def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
     imgs = _prepare_images(images, spec.preprocessing)
     size = imgs.shape[-1]
     fill = (imgs[:, :, :1, :1].clone() if background is None else
-            torch.as_tensor(background, dtype=torch.float32).view(1, 3, 1, 1).expand(len(imgs), 3, 1, 1))
+            torch.as_tensor(background, dtype=torch.float32).view(1, 3, 1, 1)
+            .expand(len(imgs), 3, 1, 1))
 
     def run(batch):
         return _layer_output(module, ref.module, spec.preprocessing.normalise(batch.to(dev)))
@@ -388,7 +389,8 @@ def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
         margin_o = m_y if axis == "x" else m_x
         crop = (max(0, margin_o - stride_o) // stride_o) * stride_o if stride_o else 0
         moved = crop // stride_o if crop else 0  # the unit's index on the cropped map
-        pick_crop = make_pick(yx[0] - moved, yx[1]) if axis == "x" else make_pick(yx[0], yx[1] - moved)
+        pick_crop = (make_pick(yx[0] - moved, yx[1]) if axis == "x"
+                     else make_pick(yx[0], yx[1] - moved))
         imgs_c = _crop(imgs, crop, other)
         margin = m_x if axis == "x" else m_y
         resp_t, pad = _equivariant_sweep(run, pick_crop, imgs_c, fill, pos, stride, axis,
