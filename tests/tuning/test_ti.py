@@ -204,3 +204,11 @@ def test_ti_from_recorded_sweep_matches_the_array_metric():
     np.testing.assert_allclose(got.ti.values, want.ti.values)
     with pytest.raises(ResponseError, match="sweep"):
         ti_from_recorded(da.isel(stimulus=np.flatnonzero(dx == 0)))
+
+
+def test_hooks_are_removed_when_the_forward_pass_fails():
+    net = nn.Sequential(nn.Conv2d(3, 4, 5), nn.ReLU())  # a 3 px input is too small
+    spec = ModelSpec("broken", net.eval(), Preprocessing(3, (0.5,) * 3, (0.25,) * 3))
+    with pytest.raises(RuntimeError):
+        sweep_responses(spec, torch.zeros(2, 3, 3, 3), "1", [-2, 0, 2], device="cpu")
+    assert all(not m._forward_hooks for m in net.modules())

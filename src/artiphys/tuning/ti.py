@@ -166,8 +166,9 @@ def ti_agreement(ti_x: xr.Dataset | xr.DataArray, ti_y: xr.Dataset | xr.DataArra
 
 # ---- responses to the sweep ------------------------------------------------------------
 
-class _Stop(Exception):
-    pass
+class _Stop(BaseException):
+    """Raised by a hook to end the forward pass at the layer (BaseException, so a model's
+    own ``except Exception`` cannot swallow it)."""
 
 
 class _OutOfMap(Exception):
@@ -327,6 +328,17 @@ def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
     spec = as_spec(model)
     ref = resolve_layer(spec, layer)
     dev = default_device(device)
+    first = next(spec.module.parameters(), None)
+    home = first.device if first is not None else torch.device("cpu")
+    try:
+        return _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, background,
+                      batch_size, rf_size_px)
+    finally:
+        spec.module.to(home)  # leave the model where it was
+
+
+def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, background, batch_size,
+           rf_size_px) -> xr.Dataset:
     module = spec.module.to(dev).eval()
     pos = np.asarray(position_sweep() if positions_px is None else positions_px, int)
     imgs = _prepare_images(images, spec.preprocessing)
