@@ -13,7 +13,7 @@ from artiphys.cli import main
 
 def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
     out = tmp_path / "char"
-    args = ["characterize", "neuromatch_conv", "--layers", "relu", "--tests", "apc,ti,sparsity",
+    args = ["characterize", "neuromatch_conv", "--layers", "conv,relu", "--tests", "apc,ti,sparsity",
             "--controls", "shuffle,untrained", "--ti-extent", "8", "--ti-axes", "x,y",
             "--reference", str(reference_dir / "v4_apc_fits_pc2001_109cells.csv"),
             "--out", str(out)]
@@ -28,6 +28,10 @@ def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
     assert "ti_y_median" in rows["trained"] and "ti_xy_r" in rows["trained"]
     assert rows["shuffle"]["ti_median"] < rows["trained"]["ti_median"]
     assert 0 <= rows["trained"]["ks_vs_reference"] <= 1
+    # both layers were fit in one stacked call and split back with their own unit coords
+    conv = xr.open_dataset(out / "trained" / "conv.apc.nc")
+    assert conv.layer.values.tolist() == ["conv"] * 6 and conv.channel.values.tolist() == list(range(6))
+    assert summary["layers"]["conv"]["trained"]["n_units"] == 6
     assert rows["trained"]["distance_to_ideal_median"] > 0
     apc = xr.open_dataset(out / "trained" / "relu.apc.nc")
     assert set(apc.data_vars) >= {"r", "mu_a_deg", "sigma_a_deg", "mu_c", "sigma_c", "flags"}

@@ -85,3 +85,34 @@ def response_flags(values: np.ndarray, *, axis: int = 0) -> np.ndarray:
     const = ~(spread > 1e-6 * np.maximum(scale, np.finfo(np.float32).tiny))
     flags[const & finite] |= FLAG_CONSTANT
     return flags
+
+
+def stack_layers(responses: dict) -> xr.DataArray:
+    """Concatenate ``{label: responses}`` of several layers along ``unit``.
+
+    Each unit keeps its ``layer`` coord (set from the label when missing), so results of
+    one analysis call on the stack can be split again with :func:`split_layers`. All
+    layers must share the same stimuli, in the same order.
+    """
+    parts = []
+    n_stim = None
+    for label, da in responses.items():
+        da = as_responses(da, name=f"responses of {label}")
+        if n_stim is not None and da.sizes["stimulus"] != n_stim:
+            raise ResponseError(f"layer {label!r} has {da.sizes['stimulus']} stimuli, others "
+                                f"{n_stim}; stack responses to the same stimuli only")
+        n_stim = da.sizes["stimulus"]
+        if "layer" not in da.coords:
+            da = da.assign_coords(layer=("unit", [label] * da.sizes["unit"]))
+        if "unit" in da.indexes:
+            da = da.drop_vars("unit")
+        parts.append(da)
+    return xr.concat(parts, dim="unit", coords="minimal", compat="override",
+                     combine_attrs="drop")
+
+
+def split_layers(result: xr.Dataset) -> dict[str, xr.Dataset]:
+    """Per-layer pieces of a result on stacked units (by the ``layer`` coord)."""
+    labels = np.asarray(result["layer"].values).astype(str)
+    return {lab: result.isel(unit=np.flatnonzero(labels == lab))
+            for lab in dict.fromkeys(labels.tolist())}

@@ -147,10 +147,8 @@ def characterize(model, layers: Sequence[str], out, *,
                      "kurtosis_threshold": kurtosis_threshold, "reference_fits": ref_name,
                      "layers": {}}
     for condition, cspec in models.items():
-        for layer in layers:
-            (log or (lambda msg: None))(f"{condition} {layer}")
-            rows = summary["layers"].setdefault(layer, {})
-            battery.run(condition, cspec, layer, rows)
+        (log or (lambda msg: None))(f"{condition}: {', '.join(layers)}")
+        battery.run(condition, cspec, list(layers), summary["layers"])
     atomic_write_json(out / "summary.json", summary)
     return summary
 
@@ -191,16 +189,45 @@ class _Battery:
                     device=self.device)[_label(spec, layer)]
         return da.rename("responses").to_dataset()
 
-    def run(self, condition: str, spec, layer: str, rows: dict) -> None:
+    def run(self, condition: str, spec, layers: list[str], summary: dict) -> None:
+        """Every analysis of every layer; the APC fit of all layers in one call."""
         get = self.store.get_or_make
-        resp = {name: get(condition, layer, f"responses_{name}",
-                          lambda st=stim: self._record(spec, layer, st))["responses"]
-                for name, stim in self.sets.items()}
+        resp = {layer: {name: get(condition, layer, f"responses_{name}",
+                                  lambda st=stim, la=layer: self._record(spec, la, st))["responses"]
+                        for name, stim in self.sets.items()} for layer in layers}
+        sparse = {}
+        for layer in layers:
+            rows = summary.setdefault(layer, {})
+            row = rows.setdefault(condition, {})
+            row["n_units"] = int(resp[layer]["shapes"].sizes["unit"])
+            sparse[layer] = self._sparsity(condition, layer, resp[layer], row)
+        apc = self._apc(condition, layers, {la: resp[la]["shapes"] for la in layers}, sparse,
+                        summary) if "apc" in self.tests else {}
+        for layer in layers:
+            rows = summary[layer]
+            row = rows[condition]
+            srow = (rows.setdefault("shuffle", {"n_units": row["n_units"]})
+                    if self._shuffle(condition) else None)
+            tis = self._ti(condition, spec, layer, row, srow) if "ti" in self.tests else {}
+            fit = apc.get(layer)
+            if fit is not None and "x" in tis:
+                from artiphys.tuning.neural import combined_distance
+
+                dist = combined_distance(tis["x"].ti.values, np.asarray(fit.r.values, float))
+                row["distance_to_ideal_median"] = _median(dist)
+            if fit is not None and self.ref_r is not None:
+                from artiphys.tuning.neural import compare_r_distributions
+
+                cmp = compare_r_distributions(fit, self.ref_r, by=None)
+                row["ks_vs_reference"] = float(cmp.ks_statistic.values[0])
+                row["reference_r_median"] = _median(self.ref_r)
+
+    def _shuffle(self, condition: str) -> bool:
+        return "shuffle" in self.controls and condition == "trained"
+
+    def _sparsity(self, condition, layer, resp, row):
+        get = self.store.get_or_make
         shapes_resp = resp["shapes"]
-        row = rows.setdefault(condition, {})
-        row["n_units"] = int(shapes_resp.sizes["unit"])
-        shuffle = "shuffle" in self.controls and condition == "trained"
-        srow = rows.setdefault("shuffle", {"n_units": row["n_units"]}) if shuffle else None
         sp = None
         if "sparsity" in self.tests or self.kurtosis_threshold is not None:
             from artiphys.tuning.sparsity import sparsity
@@ -219,45 +246,57 @@ class _Battery:
             ratio = get(condition, layer, "natural_ratio",
                         lambda: natural_to_shape_max_ratio(resp["natural"], shapes_resp))
             row["natural_shape_max_ratio_median"] = _median(ratio.ratio)
-        apc = self._apc(condition, layer, shapes_resp, sp, row, srow) \
-            if "apc" in self.tests else None
-        tis = self._ti(condition, spec, layer, row, srow) if "ti" in self.tests else {}
-        if apc is not None and "x" in tis:
-            from artiphys.tuning.neural import combined_distance
+        return sp
 
-            dist = combined_distance(tis["x"].ti.values, np.asarray(apc.r.values, float))
-            row["distance_to_ideal_median"] = _median(dist)
-        if apc is not None and self.ref_r is not None:
-            from artiphys.tuning.neural import compare_r_distributions
+    def _fit_stacked(self, condition: str, name: str, resp: dict, fit_fn,
+                     post=lambda layer, result: result) -> dict:
+        """``fit_fn(stacked responses)`` once for the layers without a stored result, then
+        ``post(layer, result)`` on each layer's piece before it is stored."""
+        from artiphys.tuning._arrays import split_layers, stack_layers
 
-            cmp = compare_r_distributions(apc, self.ref_r, by=None)
-            row["ks_vs_reference"] = float(cmp.ks_statistic.values[0])
-            row["reference_r_median"] = _median(self.ref_r)
+        todo = [la for la in resp if not (self.store.resume
+                                          and self.store.path(condition, la, name).exists())]
+        fitted = {}
+        if todo:
+            stacked = stack_layers({la: resp[la] for la in todo})
+            labels = np.repeat(todo, [resp[la].sizes["unit"] for la in todo])
+            stacked = stacked.assign_coords(layer=("unit", labels))
+            fitted = split_layers(fit_fn(stacked))
+        return {la: self.store.get_or_make(
+                    condition, la, name,
+                    lambda la=la: post(la, _restore_unit_coords(fitted[la], resp[la])))
+                for la in resp}
 
-    def _apc(self, condition, layer, shapes_resp, sp, row, srow) -> xr.Dataset:
+    def _apc(self, condition, layers, resp, sparse, summary) -> dict:
         from artiphys.tuning.apc import fit_apc, fit_apc_cv
         from artiphys.tuning.controls import shuffle_responses
         from artiphys.tuning.sparsity import apply_kurtosis_filter
 
-        get, preds, dev = self.store.get_or_make, self.predictions, self.device
+        preds, dev = self.predictions, self.device
+        def kurtosis_filter(layer, result):
+            if self.kurtosis_threshold is None:
+                return result
+            return apply_kurtosis_filter(result, sparse[layer].kurtosis.values,
+                                         self.kurtosis_threshold)
 
-        def fit():
-            res = fit_apc(shapes_resp, predictions=preds, device=dev)
-            if self.kurtosis_threshold is not None:
-                res = apply_kurtosis_filter(res, sp.kurtosis.values, self.kurtosis_threshold)
-            return res
-
-        apc = get(condition, layer, "apc", fit)
-        _apc_summary(row, apc)
+        fits = self._fit_stacked(condition, "apc", resp,
+                                 lambda r: fit_apc(r, predictions=preds, device=dev),
+                                 kurtosis_filter)
+        for la, f in fits.items():
+            _apc_summary(summary[la][condition], f)
         if self.cv_folds:
-            cv = get(condition, layer, f"apc_cv{self.cv_folds}", lambda: fit_apc_cv(
-                shapes_resp, predictions=preds, n_folds=self.cv_folds, seed=self.seed, device=dev))
-            row["apc_cv_r_median"] = _median(cv.r)
-        if srow is not None:
-            shuf = get("shuffle", layer, "apc", lambda: fit_apc(
-                shuffle_responses(shapes_resp, self.seed), predictions=preds, device=dev))
-            _apc_summary(srow, shuf)
-        return apc
+            cvs = self._fit_stacked(condition, f"apc_cv{self.cv_folds}", resp, lambda r: fit_apc_cv(
+                r, predictions=preds, n_folds=self.cv_folds, seed=self.seed, device=dev))
+            for la, cv in cvs.items():
+                summary[la][condition]["apc_cv_r_median"] = _median(cv.r)
+        if self._shuffle(condition):
+            shuffled = {la: shuffle_responses(r, self.seed) for la, r in resp.items()}
+            shufs = self._fit_stacked("shuffle", "apc", shuffled,
+                                      lambda r: fit_apc(r, predictions=preds, device=dev))
+            for la, f in shufs.items():
+                n_units = summary[la][condition]["n_units"]
+                _apc_summary(summary[la].setdefault("shuffle", {"n_units": n_units}), f)
+        return fits
 
     def _ti(self, condition, spec, layer, row, srow) -> dict:
         from artiphys.tuning.ti import ti_agreement, ti_from_sweep
@@ -280,6 +319,15 @@ class _Battery:
             r = float(ti_agreement(tis["x"], tis["y"], by=None).r.sel(group="all"))
             row["ti_xy_r"] = r if np.isfinite(r) else None
         return tis
+
+
+def _restore_unit_coords(result: xr.Dataset, responses: xr.DataArray) -> xr.Dataset:
+    """A per-layer piece of a stacked result, with the layer's own unit coords."""
+    from artiphys.tuning._arrays import unit_coords
+
+    result = result.drop_vars("unit", errors="ignore")
+    return result.assign_coords({k: v for k, v in unit_coords(responses).items()
+                                 if k != "unit" or "unit" in responses.coords})
 
 
 def _label(spec, layer) -> str:
