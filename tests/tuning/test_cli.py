@@ -13,7 +13,8 @@ from artiphys.cli import main
 
 def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
     out = tmp_path / "char"
-    args = ["characterize", "neuromatch_conv", "--layers", "conv,relu", "--tests", "apc,ti,sparsity",
+    args = ["characterize", "neuromatch_conv", "--layers", "conv,relu",
+            "--tests", "apc,ti,sparsity",
             "--controls", "shuffle,untrained", "--ti-extent", "8", "--ti-axes", "x,y",
             "--reference", str(reference_dir / "v4_apc_fits_pc2001_109cells.csv"),
             "--out", str(out)]
@@ -30,7 +31,8 @@ def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
     assert 0 <= rows["trained"]["ks_vs_reference"] <= 1
     # both layers were fit in one stacked call and split back with their own unit coords
     conv = xr.open_dataset(out / "trained" / "conv.apc.nc")
-    assert conv.layer.values.tolist() == ["conv"] * 6 and conv.channel.values.tolist() == list(range(6))
+    assert conv.layer.values.tolist() == ["conv"] * 6
+    assert conv.channel.values.tolist() == list(range(6))
     assert summary["layers"]["conv"]["trained"]["n_units"] == 6
     assert rows["trained"]["distance_to_ideal_median"] > 0
     apc = xr.open_dataset(out / "trained" / "relu.apc.nc")
