@@ -14,6 +14,7 @@ import torch
 from artiphys.errors import ResponseError, UnknownUnitError
 
 UNIT_MODES = ("center", "all")
+_NUMPY_DTYPES = (torch.float32, torch.float64, torch.float16)
 
 
 def output_shape(output, label: str) -> tuple[int, int, int]:
@@ -120,7 +121,14 @@ class UnitSelector:
 
     def take(self, output: torch.Tensor) -> torch.Tensor:
         """The selected units of ``output`` as a new tensor ``(n, units)``, never a view, so
-        a later in-place op on ``output`` (``ReLU(inplace=True)``) cannot change it."""
+        a later in-place op on ``output`` (``ReLU(inplace=True)``) cannot change it.
+
+        Only the selected units are copied. On the CPU the copy is done by numpy: a
+        single-threaded memcpy, where torch's parallel copy of the same small slice waits
+        for a second thread (milliseconds per layer on a busy machine).
+        """
+        if output.device.type == "cpu" and output.dtype in _NUMPY_DTYPES:
+            return torch.from_numpy(self._take_numpy(output.detach().numpy()))
         n = output.shape[0]
         C, H, W = self.shape
         if not self.spatial:  # (n, C)
@@ -133,6 +141,17 @@ class UnitSelector:
             return output.reshape(n, C * H * W).clone()
         c, y, x = self._tensors(output.device)
         return output[:, c, y, x]  # advanced indexing copies
+
+    def _take_numpy(self, a: np.ndarray) -> np.ndarray:
+        n = a.shape[0]
+        C, H, W = self.shape
+        if not self.spatial:
+            return a[:, self.channel] if self.mode == "explicit" else np.array(a, order="C")
+        if self.mode == "center":
+            return np.array(a[:, :, H // 2, W // 2], order="C")
+        if self.mode == "all":
+            return np.array(a.reshape(n, C * H * W), order="C")
+        return a[:, self.channel, self.y, self.x]  # fancy indexing copies
 
     def _tensors(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         if device not in self._index:
