@@ -173,7 +173,8 @@ def test_unknown_layer_lists_close_matches():
 
 
 @pytest.mark.parametrize("bad", [torch.rand(2, 4, 16, 16), torch.rand(2, 3, 16, 12),
-                                 torch.rand(3, 16, 16, 3), torch.rand(2, 3, 16, 16) * 255])
+                                 torch.rand(3, 16, 16, 3), torch.rand(2, 3, 16, 16) * 255,
+                                 torch.rand(0, 3, 16, 16)])
 def test_wrong_user_images(bad):
     with pytest.raises(StimulusError):
         record(tiny_spec(), bad, "features.0")

@@ -115,3 +115,18 @@ def test_memory_is_bounded_by_the_chunk(tmp_path, monkeypatch):
     assert max(seen) == 3 and sum(seen) == 10
     sizes = [e["stop"] - e["start"] for e in run.chunks.values()]
     assert max(sizes) == 4
+
+
+def test_awkward_parameter_columns_survive_the_store(tmp_path):
+    params = pd.DataFrame({"orientation (deg)": [0.0, 90.0], "a/b": [1, 2], "flag": [True, False],
+                           "cat": pd.Categorical(["u", "v"]), "when": pd.to_datetime(["2020-01-01", "2021-01-01"]),
+                           "big": [2**40, -1], "mixed": [1, "one"]})
+    stim = StimulusSet.from_tensor(torch.rand(2, 3, 16, 16), params)
+    spec = tiny_spec()
+    record_to_store(spec, stim, "features.0", tmp_path)
+    xr.testing.assert_identical(load_responses(tmp_path, "features.0"),
+                                record(spec, stim, "features.0")["features.0"])
+    da = load_responses(tmp_path, "features.0")
+    assert list(da["orientation_(deg)"].values) == [0.0, 90.0]
+    assert da["a_b"].dtype == np.int64 and da["flag"].dtype == bool
+    assert list(da["mixed"].values) == ["1", "one"] and list(da["cat"].values) == ["u", "v"]

@@ -46,9 +46,12 @@ def as_stimulus_set(stimuli, name: str = "images") -> StimulusSet:
     Raises
     ------
     StimulusError
-        For arrays of another shape or with values outside [0, 1].
+        For an empty set, or arrays of another shape or with values outside [0, 1].
     """
     if isinstance(stimuli, StimulusSet):
+        if len(stimuli) == 0:
+            raise StimulusError(f"stimulus set {stimuli.name!r} is empty; give at least one "
+                                "stimulus")
         return stimuli
     if torch.is_tensor(stimuli) or isinstance(stimuli, np.ndarray):
         images = torch.as_tensor(np.array(stimuli, copy=True) if isinstance(stimuli, np.ndarray)
@@ -59,7 +62,7 @@ def as_stimulus_set(stimuli, name: str = "images") -> StimulusSet:
         if images.numel() and (images.min() < 0 or images.max() > 1 or images.isnan().any()):
             raise StimulusError("image values must lie in [0, 1]; rescale them (8-bit images: "
                                 "divide by 255)")
-        return StimulusSet.from_tensor(images, name=name)
+        return as_stimulus_set(StimulusSet.from_tensor(images, name=name))
     raise StimulusError(f"stimuli must be a StimulusSet or an image array, got "
                         f"{type(stimuli).__name__}; build one with artiphys.stimuli.make_stimuli")
 
@@ -84,12 +87,18 @@ def stimulus_coords(params: pd.DataFrame) -> dict[str, np.ndarray]:
     """Parameter columns as netCDF-safe numpy arrays (text and mixed columns as ``str``).
 
     A parameter whose name clashes with a dim or unit coord (``x``, ``y``, ``layer``,
-    ``channel``, ``unit``, ``stimulus``) is renamed ``stimulus_<name>``.
+    ``channel``, ``unit``, ``stimulus``) is renamed ``stimulus_<name>``; spaces and ``/``
+    in names become ``_`` (netCDF lists coords in a space-separated attribute and reads
+    ``/`` as a group separator).
     """
     out = {}
     for col in params.columns:
         s = params[col]
-        name = f"stimulus_{col}" if str(col) in _RESERVED else str(col)
+        name = re.sub(r"[\s/]", "_", str(col))
+        name = f"stimulus_{name}" if name in _RESERVED else name
+        if name in out:
+            raise StimulusError(f"stimulus parameters {col!r} and another column both map to "
+                                f"coord {name!r}; rename one of them")
         dtype = s.dtype
         if isinstance(dtype, np.dtype) and dtype.kind in "iu":
             values = s.to_numpy().astype(np.int64)
@@ -462,6 +471,8 @@ def load_responses(run: RunDir | str | Path, layer: str) -> xr.DataArray:
     # netCDF3 (the fallback format) has no int64: restore the dtypes record() gives
     da = da.assign_coords({name: c.astype(np.int64) for name, c in da.coords.items()
                            if c.dtype.kind in "iu" and c.dtype != np.int64})
+    da = da.assign_coords({name: c.astype(object) for name, c in da.coords.items()
+                           if c.dtype.kind in "US"})
     da.attrs["layer_shape_chw"] = [int(v) for v in np.atleast_1d(da.attrs["layer_shape_chw"])]
     return da.rename(label)
 
