@@ -90,6 +90,46 @@ def echo_json(obj) -> None:
 
 # ---- models (issue 2) ------------------------------------------------------------------
 
+@main.command("models")
+@click.option("--timm", "include_timm", is_flag=True, help="Also list timm's models (timm:<name>).")
+def models_cmd(include_timm):
+    """List the model names artiphys can load."""
+    from artiphys.models import available_models
+
+    for name in available_models(include_timm=include_timm):
+        click.echo(name)
+
+
+@main.command("model-info")
+@model_options
+def model_info_cmd(spec, device):
+    """Load MODEL and print its provenance (condition, weights file and sha256, input size)."""
+    info = spec.provenance()
+    info["n_parameters"] = sum(p.numel() for p in spec.module.parameters())
+    info["aliases"] = spec.aliases
+    echo_json(info)
+
+
+@main.command("layers")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list of objects (name, alias, kind, shape, units, rf_size, "
+                   "stride, offset, ...) instead of a table.")
+@click.option("--layer", "layer", default=None,
+              help="Only this layer (module path or alias, e.g. conv2 or features.3).")
+@model_options
+def layers_cmd(spec, device, as_json, layer):
+    """List MODEL's layers in execution order with shapes and receptive fields (px)."""
+    from artiphys.models.layers import format_layer_table, list_layers, select_layer_rows
+
+    rows = list_layers(spec)
+    if layer is not None:
+        rows = select_layer_rows(spec, rows, layer)
+    if as_json:
+        echo_json([row.to_dict() for row in rows])
+    else:
+        click.echo(format_layer_table(rows))
+
+
 # ---- recording and run store (issue 2) -------------------------------------------------
 
 def parse_unit_arg(text: str):
@@ -167,6 +207,59 @@ def record_cmd(spec, device, stimuli_arg, layers, out, units_arg, batch_size, ch
 
 
 # ---- stimuli (issue 3) -----------------------------------------------------------------
+
+def parse_options(items) -> dict:
+    """``("size_px=64", "unique=false")`` -> ``{"size_px": 64, "unique": False}``."""
+    from artiphys.stimuli.registry import _parse_value
+
+    out = {}
+    for item in items or ():
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ArtiphysError(f"cannot read option {item!r}: use --option key=value")
+        out[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    return out
+
+
+@main.command("stimuli")
+@click.argument("set_name", required=False)
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="Set option, repeatable (e.g. -o size_px=64 -o orientation_deg=0,45,90).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Write a labelled contact sheet (e.g. shapes.png).")
+@click.option("--json", "as_json", is_flag=True, help="Print the parameter table as JSON.")
+@click.option("--cols", type=int, default=None, help="Columns of the contact sheet.")
+@click.option("--limit", type=int, default=None, help="Draw only the first N stimuli.")
+@click.option("--no-crop", is_flag=True, help="Draw whole images, not the central content.")
+@click.option("--list", "list_sets", is_flag=True, help="List the stimulus set names.")
+def stimuli_cmd(set_name, options, out, as_json, cols, limit, no_crop, list_sets):
+    """Build stimulus set SET_NAME (shapes, shapes_sweep, gratings, gabors, dog,
+    binarised_grating, images, probe, baselines, ...); draw it or print its table.
+
+    Also accepts SET_NAME:key=value,key=value (the form of ``record --stimuli``).
+    """
+    from artiphys.stimuli.registry import _load_builtin_sets, available_sets, make_stimuli
+
+    if list_sets or not set_name:
+        _load_builtin_sets()
+        click.echo("\n".join(available_sets()))
+        return
+    name, _, inline = set_name.partition(":")
+    # inline options are comma-separated; --option values may themselves hold lists (0,45,90)
+    opts = parse_options(o.strip() for o in inline.split(",") if o.strip())
+    opts.update(parse_options(options))
+    stim = make_stimuli(name, **opts)
+    if out:
+        from artiphys.stimuli.sheet import save_contact_sheet
+
+        path = save_contact_sheet(stim, out, ncols=cols, limit=limit, crop=not no_crop)
+        click.echo(f"wrote {path} ({min(len(stim), limit or len(stim))} of {len(stim)} stimuli, "
+                   f"set {stim.name}, hash {stim.content_hash})", err=as_json)
+    if as_json:
+        click.echo(stim.params.to_json(orient="records", indent=1))
+    elif not out:
+        echo_json(stim.describe())
+
 
 # ---- tuning analyses (issue 4) ---------------------------------------------------------
 

@@ -65,11 +65,10 @@ class StimulusSet:
         digest = hashlib.sha256(images.numpy().tobytes()).hexdigest()[:16]
 
         def render(rows: pd.DataFrame) -> torch.Tensor:
-            return images[torch.as_tensor(rows.index.to_numpy())]
+            return images[torch.tensor(rows.index.to_numpy(), dtype=torch.long)]
 
-        out = cls(name, params, lambda rows: render(rows), images.shape[-1],
-                  {**(meta or {}), "pixels_sha256_16": digest})
-        return out
+        return cls(name, params, render, images.shape[-1],
+                   {**(meta or {}), "pixels_sha256_16": digest})
 
     # -- access -------------------------------------------------------------------------
     def __len__(self) -> int:

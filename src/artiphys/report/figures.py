@@ -1,0 +1,86 @@
+"""Figure makers, one per kind of stored result (its ``attrs["analysis"]``).
+
+Each maker takes an ``xr.Dataset`` read from the run store and returns a list of
+``(title, caption, matplotlib Figure)``. Makers register with :func:`figure_for`; the
+report calls every maker whose analysis name matches a stored result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+Figure = matplotlib.figure.Figure
+Maker = Callable[[xr.Dataset], list[tuple[str, str, Figure]]]
+_MAKERS: dict[str, Maker] = {}
+
+
+def figure_for(analysis: str):
+    """Decorator: register a figure maker for results with ``attrs["analysis"] == analysis``."""
+
+    def deco(fn: Maker) -> Maker:
+        _MAKERS[analysis] = fn
+        return fn
+
+    return deco
+
+
+def figures_for(ds: xr.Dataset) -> list[tuple[str, str, Figure]]:
+    """All figures for one stored result (``[]`` when no maker knows it)."""
+    maker = _MAKERS.get(ds.attrs.get("analysis", ""))
+    return maker(ds) if maker else []
+
+
+def unit_labels(ds: xr.Dataset) -> list[str]:
+    """``layer:channel`` (plus ``@y,x`` where spatial) labels of the units of a result."""
+    n = ds.sizes["unit"]
+    layer = ds["layer"].values if "layer" in ds.coords else np.array([""] * n)
+    chan = ds["channel"].values if "channel" in ds.coords else np.arange(n)
+    return [f"{lay}:{c}" if str(lay) else str(c) for lay, c in zip(layer, chan)]
+
+
+@figure_for("grating_tuning")
+def grating_tuning_figures(ds: xr.Dataset) -> list[tuple[str, str, Figure]]:
+    """Orientation tuning curves at each unit's preferred SF, and the F1/F0 histogram."""
+    ori_name = [d for d in ds["curve"].dims if d != "unit"][0]
+    sf_name = [d for d in ds["curve"].dims if d != "unit"][1]
+    labels = unit_labels(ds)
+    n = ds.sizes["unit"]
+    show = np.linspace(0, n - 1, min(n, 16)).round().astype(int)
+    cols = 4
+    rows = int(np.ceil(len(show) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.1 * rows), squeeze=False,
+                             constrained_layout=True)
+    oris = ds[ori_name].values
+    for ax, u in zip(axes.flat, show):
+        curve = ds["curve"].isel(unit=u)
+        sf_best = float(ds["preferred_sf_cycles_per_px"].isel(unit=u))
+        ax.plot(oris, curve.sel({sf_name: sf_best}).values, "o-", ms=3)
+        ax.axvline(float(ds["preferred_orientation_deg"].isel(unit=u)), color="0.6", lw=0.8)
+        ax.set_title(f"{labels[u]}  ({ds['cell_class'].values[u]})", fontsize=8)
+        ax.set_xlabel("orientation (deg)", fontsize=7)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(show):]:
+        ax.axis("off")
+    figs = [("Orientation tuning", "F0 response (mean over phase) vs grating orientation at each "
+             "unit's preferred spatial frequency; grey line: vector-sum preferred orientation.", fig)]
+
+    fig2, ax = plt.subplots(1, 2, figsize=(7, 2.6), constrained_layout=True)
+    ratio = ds["f1_f0"].values
+    ax[0].hist(ratio[np.isfinite(ratio)], bins=20, range=(0, 2), color="0.3")
+    ax[0].axvline(1, color="r", lw=0.8)
+    ax[0].set_xlabel("F1/F0")
+    ax[0].set_ylabel("units")
+    cv = ds["circular_variance"].values
+    ax[1].hist(cv[np.isfinite(cv)], bins=20, range=(0, 1), color="0.3")
+    ax[1].set_xlabel("circular variance")
+    figs.append(("Simple vs complex, orientation selectivity",
+                 "Modulation ratio F1/F0 at the preferred grating (> 1: simple, Skottun et al. "
+                 "1991) and circular variance of orientation tuning (Ringach et al. 2002).", fig2))
+    return figs

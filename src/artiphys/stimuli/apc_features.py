@@ -1,0 +1,224 @@
+"""Angular position and curvature (APC) features of the Pasupathy & Connor shapes.
+
+The APC model (Pasupathy & Connor 2001; Pospisil et al. 2018) describes each shape by
+points on its boundary, each with an angular position and a curvature. Computed here
+from the B-spline of :mod:`artiphys.stimuli.shapes` (50 samples per segment).
+
+Conventions
+-----------
+- Shape coordinates, **y up**, as in :mod:`artiphys.stimuli.shapes`; a rotated shape's
+  features are those of the rotated spline (rotation by k*45 deg adds k*pi/4 to every
+  angular position).
+- ``angular_position_rad``: angle of the boundary point around the shape's centroid,
+  ``atan2(y - cy, x - cx)`` wrapped to ``[0, 2 pi)``: 0 = right (+x), pi/2 = top,
+  counter-clockwise. Position in the image and scale do not change it.
+- ``curvature``: signed curvature ``kappa = (x' y'' - y' x'') / |C'|^3`` of the spline in
+  shape units (1 / shape unit), signed so that **convex is positive** and concave negative
+  (whatever the traversal direction). A circle of radius rho has kappa = 1/rho.
+- ``curvature_norm``: the normalised curvature of the APC model, ``tanh(kappa / 4)`` in
+  (-1, 1); a circle of radius rho gives ``tanh(1 / (4 rho))``.
+- Extrema: the local maxima and minima of curvature along the boundary (the 4-8 points per
+  shape the published fits used). The curvature of a cubic B-spline ripples between
+  knots, so extrema are found on the curvature smoothed circularly with a Gaussian of
+  ``smooth_samples`` samples and kept when their prominence exceeds ``min_prominence``
+  (normalised units); the value reported is the unsmoothed ``curvature_norm`` at that
+  sample. A shape without such extrema (the circles) gets one feature per control point.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+
+from artiphys.errors import StimulusError
+from artiphys.stimuli.shapes import (SAMPLES_PER_SEGMENT, _get_shape, _rotation_matrix,
+                                     polygon_centroid, shape_table, spline_samples)
+
+SMOOTH_SAMPLES = 25.0
+MIN_PROMINENCE = 0.03
+
+
+@dataclass(frozen=True)
+class BoundaryFeatures:
+    """Dense boundary description of one stimulus (see module doc for conventions).
+
+    Attributes
+    ----------
+    shape_id, rotation : int
+    points : ndarray (N, 2)
+        Boundary samples in shape units (y up), not closed, rotation applied, not centred.
+    centroid : ndarray (2,)
+        Polygon centroid the angular positions are measured around.
+    angular_position_rad : ndarray (N,)
+    curvature : ndarray (N,)
+        Signed curvature in 1 / shape unit, convex positive.
+    curvature_norm : ndarray (N,)
+        ``tanh(curvature / 4)``.
+    extrema : ndarray (K,) of int
+        Indices of the curvature extrema (the APC features), in boundary order.
+    """
+
+    shape_id: int
+    rotation: int
+    points: np.ndarray
+    centroid: np.ndarray
+    angular_position_rad: np.ndarray
+    curvature: np.ndarray
+    curvature_norm: np.ndarray
+    extrema: np.ndarray
+
+    def extrema_features(self) -> np.ndarray:
+        """``(K, 2)``: angular position (rad), normalised curvature at each extremum."""
+        return np.stack([self.angular_position_rad[self.extrema],
+                         self.curvature_norm[self.extrema]], 1)
+
+    def dense_features(self) -> np.ndarray:
+        """``(N, 2)``: angular position (rad), normalised curvature at every sample."""
+        return np.stack([self.angular_position_rad, self.curvature_norm], 1)
+
+
+def curvature_extrema(curvature_norm: np.ndarray, smooth_samples: float = SMOOTH_SAMPLES,
+                      min_prominence: float = MIN_PROMINENCE,
+                      samples_per_segment: int = SAMPLES_PER_SEGMENT) -> np.ndarray:
+    """Indices of the local maxima and minima of a closed curvature profile (sorted).
+
+    See the module doc; falls back to one index per segment start (control point) when
+    fewer than two extrema pass ``min_prominence``.
+    """
+    k = np.asarray(curvature_norm, np.float64)
+    n = len(k)
+    ks = gaussian_filter1d(k, smooth_samples, mode="wrap") if smooth_samples > 0 else k
+    wrapped = np.concatenate([ks, ks, ks])  # peaks near the seam see both neighbours
+    found: set[int] = set()
+    for sign in (1.0, -1.0):
+        peaks, _ = find_peaks(sign * wrapped, prominence=min_prominence)
+        found.update(int(p) - n for p in peaks if n <= p < 2 * n)
+    if len(found) < 2:
+        return np.arange(0, n, samples_per_segment)
+    return np.array(sorted(found), dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=1024)
+def boundary_features(shape_id: int, rotation: int = 0, *, smooth_samples: float = SMOOTH_SAMPLES,
+                      min_prominence: float = MIN_PROMINENCE,
+                      v4cnn_shape29: bool = False) -> BoundaryFeatures:
+    """Angular position and curvature at every boundary sample, and the extrema.
+
+    Parameters
+    ----------
+    shape_id, rotation : int
+        Shape 0..50, rotation k (counter-clockwise k*45 deg).
+    smooth_samples, min_prominence : float
+        Extremum detection (see :func:`curvature_extrema`).
+    v4cnn_shape29 : bool
+        Use the v4cnn variant of shape 29 (see :func:`artiphys.stimuli.shapes.shape_library`).
+    """
+    s = _get_shape(shape_id, v4cnn_shape29)
+    if not 0 <= int(rotation) < s.n_rotations:
+        raise StimulusError(f"shape {shape_id} has rotations 0..{s.n_rotations - 1}, not {rotation}")
+    rot = _rotation_matrix(int(rotation))
+    p, d1, d2 = (a @ rot.T for a in spline_samples(s.control_points, derivatives=True))
+    x, y = p.T
+    signed_area = 0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)
+    # counter-clockwise traversal: cross(d1, d2) > 0 on convex parts; flip for clockwise
+    kappa = (d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]) / np.hypot(d1[:, 0], d1[:, 1]) ** 3
+    kappa *= np.sign(signed_area)
+    c = polygon_centroid(p)
+    ang = np.mod(np.arctan2(y - c[1], x - c[0]), 2 * np.pi)
+    ang[ang >= 2 * np.pi] = 0.0  # mod of a tiny negative angle rounds to 2 pi
+    kn = np.tanh(kappa / 4)
+    ext = curvature_extrema(kn, smooth_samples, min_prominence)
+    for a in (p, c, ang, kappa, kn, ext):
+        a.setflags(write=False)
+    return BoundaryFeatures(int(shape_id), int(rotation), p, c, ang, kappa, kn, ext)
+
+
+def _rows(stimuli) -> pd.DataFrame:
+    if stimuli is None:
+        return shape_table(unique=True)
+    params = getattr(stimuli, "params", stimuli)
+    if not isinstance(params, pd.DataFrame) or not {"shape_id", "rotation"} <= set(params.columns):
+        raise StimulusError("apc_features needs a shape StimulusSet or a table with columns "
+                            "shape_id and rotation (e.g. make_stimuli('shapes'))")
+    return params
+
+
+def apc_features(stimuli=None, which: str = "extrema", **options) -> list[np.ndarray]:
+    """APC features of every stimulus of a shape set.
+
+    Parameters
+    ----------
+    stimuli : StimulusSet, DataFrame or None
+        A shape set (``shapes``, ``shapes_sweep`` ...) or its parameter table (columns
+        ``shape_id``, ``rotation``); None means the 362 unique shapes.
+    which : {"extrema", "dense"}
+        Features at the curvature extrema (4-8 per stimulus) or at every boundary sample.
+    **options
+        ``smooth_samples``, ``min_prominence``, ``v4cnn_shape29`` for
+        :func:`boundary_features`.
+
+    Returns
+    -------
+    list of ndarray (k_i, 2), one per stimulus row, in row order: column 0 angular
+    position in radians (0..2 pi, counter-clockwise from +x around the centroid, y up),
+    column 1 normalised curvature ``tanh(kappa / 4)`` (convex positive). Blank rows
+    (``shape_id < 0``) get an empty ``(0, 2)`` array. :func:`pad_features` turns the
+    list into a padded array and a mask.
+    """
+    if which not in ("extrema", "dense"):
+        raise StimulusError(f"which must be 'extrema' or 'dense', not {which!r}")
+    rows = _rows(stimuli)
+    out = []
+    for sid, rot in zip(rows["shape_id"].to_numpy(), rows["rotation"].to_numpy()):
+        if sid < 0:
+            out.append(np.zeros((0, 2)))
+            continue
+        bf = boundary_features(int(sid), int(rot), **options)
+        out.append(bf.extrema_features() if which == "extrema" else bf.dense_features())
+    return out
+
+
+def pad_features(features: list[np.ndarray], fill: float = np.nan) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged features -> ``(values (n, K, 2), mask (n, K))``; ``mask`` True where real."""
+    kmax = max((len(f) for f in features), default=0)
+    values = np.full((len(features), kmax, 2), fill, dtype=np.float64)
+    mask = np.zeros((len(features), kmax), dtype=bool)
+    for i, f in enumerate(features):
+        values[i, :len(f)] = f
+        mask[i, :len(f)] = True
+    return values, mask
+
+
+def compare_with_reference(reference: pd.DataFrame, angle_tol_rad: float = 0.35,
+                           curvature_tol: float = 0.15, **options) -> pd.DataFrame:
+    """Match a reference feature table to ours, for validation.
+
+    ``reference`` has columns ``stimulus_index`` (0..369, standard order),
+    ``angular_position_rad`` and ``curvature`` (normalised). Each reference feature is
+    paired with our extremum of the same stimulus that minimises
+    ``|d angle| / angle_tol_rad + |d curvature| / curvature_tol``; it counts as matched
+    when both errors are within tolerance.
+
+    Returns
+    -------
+    DataFrame, one row per reference feature: ``stimulus_index, shape_id, rotation,
+    angle_error_rad, curvature_error, matched, n_ours, n_reference``.
+    """
+    table = shape_table(unique=False)
+    rows = []
+    for idx, group in reference.groupby("stimulus_index"):
+        sid, rot = (int(v) for v in table.loc[int(idx), ["shape_id", "rotation"]])
+        ours = boundary_features(sid, rot, **options).extrema_features()
+        for a, k in group[["angular_position_rad", "curvature"]].to_numpy():
+            da = np.abs(np.mod(ours[:, 0] - a + np.pi, 2 * np.pi) - np.pi)
+            dk = np.abs(ours[:, 1] - k)
+            j = int(np.argmin(da / angle_tol_rad + dk / curvature_tol))
+            rows.append((int(idx), sid, rot, da[j], dk[j], bool(da[j] <= angle_tol_rad and dk[j] <= curvature_tol),
+                         len(ours), len(group)))
+    return pd.DataFrame(rows, columns=["stimulus_index", "shape_id", "rotation", "angle_error_rad",
+                                       "curvature_error", "matched", "n_ours", "n_reference"])

@@ -1,0 +1,317 @@
+"""Top natural-image patches and their deconvolved features (Pospisil et al. 2018, Figs. 9-12).
+
+:func:`top_patches` streams a set of images through the model once, keeping for each unit
+(channel of a layer) the ``k`` most excitatory and ``k`` most suppressive images together
+with the spatial position of the unit that responded (the maximum / minimum over the map,
+or the centre unit). The running selection is a bounded top-k per unit (a merge of the
+kept ``k`` with each batch), so memory does not grow with the number of images.
+
+Afterwards, for each kept image it crops the unit's receptive field (zero-padded where
+the RF leaves the image, as in the paper: padded regions are what the network's zero
+padding shows the unit, i.e. the normalisation mean) and computes the unit's guided
+backpropagation feature (Springenberg et al. 2015; a variant of the Zeiler & Fergus 2014
+deconvnet used by Pospisil et al.): the gradient of that one unit's activation with
+respect to the input, with negative gradients stopped at every ``nn.ReLU``, cropped to
+the same box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from artiphys.errors import ArtiphysError, StimulusError
+from artiphys.models.layers import resolve_layer
+from artiphys.models.spec import ModelSpec, as_spec
+from artiphys.stimuli.base import StimulusSet, to_model_input
+from artiphys.synthesis.geometry import UnitGeometry, unit_geometry
+from artiphys.synthesis.hooks import forward_to_layers
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+SIGNS = ("excitatory", "suppressive")
+
+
+# ---- a minimal image-folder loader (replaced by artiphys.stimuli.natural once merged) ---
+
+def image_folder(path: str | Path, size_px: int = 224, limit: int | None = None) -> StimulusSet:
+    """Images of a folder (sorted by name) as a StimulusSet: RGB, shorter side resized to
+    ``size_px`` then centre-cropped to a square, in [0, 1]; ``params`` has ``path``."""
+    from PIL import Image
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise StimulusError(f"image folder {str(folder)!r} does not exist; give a folder of "
+                            "JPEG/PNG images")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if limit is not None:
+        files = files[:limit]
+    if not files:
+        raise StimulusError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(folder)!r}")
+    params = pd.DataFrame({"path": [str(f) for f in files],
+                           "name": [f.name for f in files]})
+
+    def load(p: str) -> torch.Tensor:
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            w, h = im.size
+            s = size_px / min(w, h)
+            im = im.resize((max(size_px, round(w * s)), max(size_px, round(h * s))),
+                           Image.BILINEAR)
+            w, h = im.size
+            left, top = (w - size_px) // 2, (h - size_px) // 2
+            im = im.crop((left, top, left + size_px, top + size_px))
+            a = np.asarray(im, dtype=np.float32) / 255.0
+        return torch.from_numpy(a).permute(2, 0, 1)
+
+    def render(rows: pd.DataFrame) -> torch.Tensor:
+        return torch.stack([load(p) for p in rows["path"]])
+
+    return StimulusSet(f"images:{folder}", params, render, size_px,
+                       {"folder": str(folder), "n_files": len(files), "resize": "short-side+center-crop"})
+
+
+# ---- result -----------------------------------------------------------------------------
+
+@dataclass
+class TopPatches:
+    """Top-k images per unit and sign, with RF crops and guided-backprop features.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per (unit, sign, rank): ``unit, sign, rank, stimulus, response, y, x,
+        top_px, left_px, size_px`` and every stimulus parameter (e.g. ``path``).
+    patches : ndarray ``(units, 2, k, 3, rf, rf)`` float32
+        RF crops in [0, 1] (padding = the normalisation mean); sign 0 excitatory.
+    features : ndarray ``(units, 2, k, 3, rf, rf)`` float32
+        Guided-backprop gradient of the unit, cropped like the patches (0 outside image).
+    units : list of int
+    layer : str
+    geometry : UnitGeometry
+    settings : dict
+    """
+
+    table: pd.DataFrame
+    patches: np.ndarray
+    features: np.ndarray
+    units: list
+    layer: str
+    geometry: UnitGeometry
+    settings: dict = field(default_factory=dict)
+
+
+# ---- streaming selection ---------------------------------------------------------------
+
+def _merge_topk(vals, idx, pos, new_vals, new_idx, new_pos, k, largest):
+    """Keep the ``k`` largest (or smallest) of the kept and new candidates per unit."""
+    v = torch.cat([vals, new_vals], 1)
+    i = torch.cat([idx, new_idx], 1)
+    p = torch.cat([pos, new_pos], 1)
+    kk = min(k, v.shape[1])
+    top = torch.topk(v, kk, dim=1, largest=largest, sorted=True).indices
+    return v.gather(1, top), i.gather(1, top), p.gather(1, top[..., None].expand(-1, -1, 2))
+
+
+def stream_top_k(model: ModelSpec | nn.Module, stimuli: StimulusSet, layer,
+                 units: Sequence[int], k: int = 5, *, position: str = "max",
+                 batch_size: int = 32, progress: bool = False):
+    """One pass over ``stimuli``: per unit, the ``k`` highest and lowest responses.
+
+    Returns ``(values, stimulus_index, positions)`` each with a leading ``(2, units, k)``
+    (sign 0: largest, 1: smallest); positions are ``(y, x)`` map indices. ``position``:
+    ``"max"`` takes the extreme over the map (arg-max for excitatory, arg-min for
+    suppressive), ``"center"`` reads the centre unit.
+    """
+    from tqdm.auto import tqdm
+
+    spec = as_spec(model)
+    if position not in ("max", "center"):
+        raise ArtiphysError(f"position must be 'max' or 'center', got {position!r}")
+    if k < 1:
+        raise ArtiphysError(f"k must be >= 1, got {k}")
+    ch = torch.as_tensor([int(u) for u in units])
+    n_units = len(ch)
+    kept = [(torch.empty(n_units, 0), torch.empty(n_units, 0, dtype=torch.long),
+             torch.empty(n_units, 0, 2, dtype=torch.long)) for _ in SIGNS]
+    dev = next((p.device for p in spec.module.parameters()), torch.device("cpu"))
+    with torch.no_grad():
+        for sl, images in tqdm(stimuli.batches(batch_size), disable=not progress, leave=False,
+                               total=-(-len(stimuli) // batch_size), desc="top patches"):
+            x = to_model_input(images, spec.preprocessing).to(dev)
+            a = forward_to_layers(spec, x, [layer])[layer].float().cpu()
+            if a.ndim == 2:
+                a = a[:, :, None, None]
+            if int(ch.max()) >= a.shape[1] or int(ch.min()) < 0:
+                raise ArtiphysError(f"units must be channels 0-{a.shape[1] - 1} of this layer")
+            a = a[:, ch]  # (b, U, H, W)
+            b, _, h, w = a.shape
+            flat = a.reshape(b, n_units, h * w)
+            stim = torch.arange(sl.start, sl.stop).expand(n_units, -1)
+            for s, largest in enumerate((True, False)):
+                if position == "center":
+                    j = torch.full((b, n_units), ((h - 1) // 2) * w + (w - 1) // 2)
+                    v = flat.gather(2, j[..., None])[..., 0]
+                else:
+                    v, j = (flat.max(2) if largest else flat.min(2))
+                pos = torch.stack([j // w, j % w], -1).transpose(0, 1)  # (U, b, 2)
+                kept[s] = _merge_topk(*kept[s], v.T, stim, pos, k, largest)
+    vals = torch.stack([kv[0] for kv in kept])
+    idx = torch.stack([kv[1] for kv in kept])
+    pos = torch.stack([kv[2] for kv in kept])
+    return vals, idx, pos
+
+
+# ---- crops and guided backprop -----------------------------------------------------------
+
+def crop_box(images: torch.Tensor, top: int, left: int, size: int,
+             fill: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Crop ``(n, C, H, W)`` to the square box, padding with ``fill`` where it leaves the image."""
+    n, c, h, w = images.shape
+    out = torch.empty(n, c, size, size, dtype=images.dtype)
+    out[:] = torch.as_tensor(fill, dtype=images.dtype).view(1, -1, 1, 1) if torch.is_tensor(fill) \
+        else fill
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + size, h), min(left + size, w)
+    if y1 > y0 and x1 > x0:
+        out[:, :, y0 - top:y1 - top, x0 - left:x1 - left] = images[:, :, y0:y1, x0:x1]
+    return out
+
+
+class _GuidedReLUGrad(torch.autograd.Function):
+    """Identity forward; backward lets only positive gradients through."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.clamp(min=0)
+
+
+def guided_backprop(model: ModelSpec | nn.Module, images: torch.Tensor, layer,
+                    channels: Sequence[int], positions: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """Guided-backprop gradient of one unit per image w.r.t. that image (model input space).
+
+    Image ``i`` (RGB in [0, 1], at the model's input size) gets the gradient of the
+    activation of ``channels[i]`` at map position ``positions[i]``; ReLU modules pass only
+    positive gradients back (their own mask keeps only positive inputs). Hooks are removed
+    in ``finally``. Only ``nn.ReLU`` modules are guided (functional relus are not).
+    """
+    spec = as_spec(model)
+    dev = next((p.device for p in spec.module.parameters()), torch.device("cpu"))
+    x = to_model_input(images, spec.preprocessing).to(dev).detach().requires_grad_(True)
+    handles = []
+    try:
+        for m in spec.module.modules():
+            if isinstance(m, nn.ReLU):
+                handles.append(m.register_forward_hook(
+                    lambda _m, _i, out: _GuidedReLUGrad.apply(out)))
+        a = forward_to_layers(spec, x, [layer])[layer]
+        if a.ndim == 2:
+            a = a[:, :, None, None]
+        ys = torch.as_tensor([int(p[0]) for p in positions])
+        xs = torch.as_tensor([int(p[1]) for p in positions])
+        sel = a[torch.arange(a.shape[0]), torch.as_tensor(list(channels)), ys, xs]
+        (grad,) = torch.autograd.grad(sel.sum(), x)
+    finally:
+        for h in handles:
+            h.remove()
+    return grad.detach().cpu()
+
+
+def top_patches(model: ModelSpec | nn.Module, stimuli: StimulusSet | str | Path, layer,
+                units: Sequence[int], k: int = 5, *, position: str = "max",
+                batch_size: int = 32, progress: bool = False) -> TopPatches:
+    """Top-``k`` excitatory and suppressive images of each unit, RF crops and features.
+
+    Parameters
+    ----------
+    stimuli : StimulusSet or folder path
+        A folder is read with :func:`image_folder` at the model's input size.
+    layer : str, LayerRef or module
+    units : sequence of int
+        Channels of ``layer``.
+    position : {"max", "center"}
+        Where on the map the unit is (see :func:`stream_top_k`).
+    """
+    spec = as_spec(model)
+    ref = resolve_layer(spec, layer)
+    size = spec.preprocessing.input_size_px
+    if not isinstance(stimuli, StimulusSet):
+        stimuli = image_folder(stimuli, size)
+    units = [int(u) for u in units]
+    vals, idx, pos = stream_top_k(spec, stimuli, layer, units, k, position=position,
+                                  batch_size=batch_size, progress=progress)
+    geo = unit_geometry(spec, layer, size)
+    rf = geo.rf_size_px if geo.is_spatial else size
+    kk = vals.shape[-1]
+    patches = np.zeros((len(units), 2, kk, 3, rf, rf), dtype=np.float32)
+    features = np.zeros_like(patches)
+    mean = torch.tensor(spec.preprocessing.mean)
+    rows = []
+    for u, c in enumerate(units):
+        flat_idx = idx[:, u].reshape(-1)
+        flat_pos = pos[:, u].reshape(-1, 2)
+        imgs = torch.cat([stimuli.images(int(i), int(i) + 1) for i in flat_idx])
+        if imgs.shape[-1] != size:
+            imgs = torch.nn.functional.interpolate(imgs, size=(size, size), mode="bilinear",
+                                                   align_corners=False, antialias=True)
+        grads = guided_backprop(spec, imgs, layer, [c] * len(flat_idx),
+                                [tuple(p.tolist()) for p in flat_pos])
+        for j in range(len(flat_idx)):
+            s, r = divmod(j, kk)
+            y, x = (int(v) for v in flat_pos[j])
+            top, left, side = geo.box(y, x)
+            patches[u, s, r] = crop_box(imgs[j:j + 1], top, left, side, fill=mean)[0].numpy()
+            features[u, s, r] = crop_box(grads[j:j + 1], top, left, side, fill=0.0)[0].numpy()
+            rows.append({"unit": c, "sign": SIGNS[s], "rank": r, "stimulus": int(flat_idx[j]),
+                         "response": float(vals[s, u, r]), "y": y, "x": x,
+                         "top_px": top, "left_px": left, "size_px": side})
+    table = pd.DataFrame(rows)
+    table = table.join(stimuli.params, on="stimulus")
+    settings = {"layer": ref.label, "units": units, "k": k, "position": position,
+                "stimuli": stimuli.describe(), "model": spec.provenance(),
+                "rf_size_px": rf, "stride_px": geo.stride_px, "method": "guided-backprop"}
+    return TopPatches(table, patches, features, units, ref.label, geo, settings)
+
+
+def feature_to_rgb(feature: np.ndarray) -> np.ndarray:
+    """Display a gradient feature ``(3, h, w)``: centre at 0.5, scale by the max |value|."""
+    m = float(np.abs(feature).max())
+    return np.clip(0.5 + 0.5 * feature / m, 0, 1) if m > 0 else np.full_like(feature, 0.5)
+
+
+def plot_top_patches(result: TopPatches, unit: int, scale: int = 3):
+    """Figure in the format of Pospisil et al. Fig. 9: rows = excitatory patches, their
+    features, suppressive patches, their features; ranks from left to right."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    if unit not in result.units:
+        raise ArtiphysError(f"unit {unit} is not among the units of this result "
+                            f"({result.units[:5]}...)")
+    u = result.units.index(unit)
+    k = result.patches.shape[2]
+    fig, axes = plt.subplots(4, k, figsize=(1.3 * k, 5.6), squeeze=False)
+    for s in range(2):
+        for r in range(k):
+            axes[2 * s, r].imshow(result.patches[u, s, r].transpose(1, 2, 0).clip(0, 1))
+            axes[2 * s + 1, r].imshow(feature_to_rgb(result.features[u, s, r]).transpose(1, 2, 0))
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for s, name in enumerate(SIGNS):
+        axes[2 * s, 0].set_ylabel(f"{name[:4]}.\npatch", fontsize=8)
+        axes[2 * s + 1, 0].set_ylabel("feature", fontsize=8)
+    fig.suptitle(f"{result.layer} unit {unit}", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,43 @@
+"""The report is built from stored results only."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from artiphys.errors import RunStoreError
+from artiphys.report import build_report
+from artiphys.tuning.orientation import grating_tuning
+
+
+def _stored_tuning(run_dir):
+    oris, sfs, phases = np.arange(0, 180, 30.0), np.array([0.1, 0.2]), np.arange(0, 360, 90.0)
+    o, s, p = (a.ravel() for a in np.meshgrid(oris, sfs, phases, indexing="ij"))
+    r = np.stack([np.cos(np.deg2rad(o - 60)) ** 2 * (1 + np.cos(np.deg2rad(p))), np.ones_like(o)], 1)
+    resp = xr.DataArray(r, dims=("stimulus", "unit"),
+                        coords={"orientation_deg": ("stimulus", o), "sf_cycles_per_px": ("stimulus", s),
+                                "phase_deg": ("stimulus", p), "layer": ("unit", ["simple", "simple"]),
+                                "channel": ("unit", [0, 1])})
+    ds = grating_tuning(resp)
+    ds["cell_class"] = ds["cell_class"].astype(str)
+    (run_dir / "results").mkdir(parents=True)
+    ds.to_netcdf(run_dir / "results" / "tuning.nc", engine="h5netcdf")
+    (run_dir / "manifest.json").write_text(json.dumps({"model": "toy"}))
+
+
+def test_report_draws_each_known_result_with_png_and_pdf(tmp_path):
+    _stored_tuning(tmp_path)
+    index = build_report(tmp_path)
+    page = index.read_text()
+    assert "Orientation tuning" in page and "&quot;model&quot;: &quot;toy&quot;" in page
+    assert (index.parent / "fig01.png").stat().st_size > 1000
+    assert (index.parent / "fig01.pdf").exists()
+    assert page.count("<figure>") == 2
+
+
+def test_report_of_missing_run_says_what_to_pass(tmp_path):
+    with pytest.raises(RunStoreError, match="--out"):
+        build_report(tmp_path / "nope")

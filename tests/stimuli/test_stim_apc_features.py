@@ -1,0 +1,103 @@
+"""APC features: curvature conventions, rotation covariance, agreement with the authors' table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from artiphys.errors import StimulusError
+from artiphys.stimuli.apc_features import (apc_features, boundary_features, compare_with_reference,
+                                           pad_features)
+from artiphys.stimuli.registry import make_stimuli
+from artiphys.stimuli.shapes import shape_table
+
+
+def test_circle_curvature_is_one_over_radius_and_convex():
+    for sid in (0, 1):
+        bf = boundary_features(sid, 0)
+        r = np.hypot(*(bf.points - bf.centroid).T)
+        # an 8-point B-spline circle is nearly round: its curvature ripples by a few %
+        assert (bf.curvature > 0).all()
+        assert bf.curvature.mean() == pytest.approx(1 / r.mean(), rel=0.02)
+        assert np.allclose(bf.curvature, 1 / r, rtol=0.08)
+        assert np.allclose(bf.curvature_norm, np.tanh(1 / (4 * r)), atol=0.03)
+    # the big circle's features: the reference table's 0.1716 is tanh(1 / (4 * 1.444))
+    assert boundary_features(1, 0).curvature_norm.mean() == pytest.approx(0.1716, abs=0.002)
+
+
+def test_concavities_are_negative_and_corners_near_one():
+    bf = boundary_features(9, 0)  # a shape with a concavity and a sharp convex point
+    assert bf.curvature_norm.min() < -0.15
+    assert bf.curvature_norm.max() > 0.99
+
+
+def test_angles_are_counter_clockwise_from_x_with_y_up():
+    bf = boundary_features(2, 0)  # teardrop with its point at the top
+    tip = bf.extrema[np.argmax(bf.curvature_norm[bf.extrema])]
+    assert bf.angular_position_rad[tip] == pytest.approx(np.pi / 2, abs=0.02)
+
+
+@pytest.mark.parametrize("sid", [2, 9, 16, 30])
+def test_rotation_adds_to_angular_position(sid):
+    base = boundary_features(sid, 0)
+    for k in range(1, 8):
+        rot = boundary_features(sid, k)
+        d = np.mod(rot.angular_position_rad - base.angular_position_rad - k * np.pi / 4 + np.pi,
+                   2 * np.pi) - np.pi
+        assert np.abs(d).max() < 1e-9
+        assert np.allclose(rot.curvature, base.curvature)
+        assert np.array_equal(rot.extrema, base.extrema)
+
+
+def test_apc_features_api_on_sets_and_tables():
+    s = make_stimuli("shapes_sweep", step_px=25, extent_px=25, blank=True)
+    feats = apc_features(s)
+    assert len(feats) == len(s)
+    assert feats[-1].shape == (0, 2)  # the blank
+    counts = [len(f) for f in feats[:-1]]
+    assert 2 <= min(counts) and max(counts) <= 12
+    assert np.median(counts) in range(4, 9)
+    for f in feats[:-1]:
+        assert ((f[:, 0] >= 0) & (f[:, 0] < 2 * np.pi)).all()
+        assert ((f[:, 1] >= -1) & (f[:, 1] <= 1)).all()
+    # position in the image does not change the features
+    n = 362
+    assert all(np.array_equal(a, b) for a, b in zip(feats[:n], feats[n:2 * n]))
+    default = apc_features()
+    assert len(default) == 362
+    assert all(np.array_equal(a, b) for a, b in zip(default, apc_features(shape_table())))
+    values, mask = pad_features(default)
+    assert values.shape == (362, mask.sum(1).max(), 2)
+    assert np.array_equal(mask.sum(1), [len(f) for f in default])
+    assert np.isnan(values[~mask]).all()
+    dense = apc_features(shape_table().iloc[:3], which="dense")
+    assert [len(d) for d in dense] == [400, 400, 600]
+    with pytest.raises(StimulusError):
+        apc_features(make_stimuli("gratings"))
+    with pytest.raises(StimulusError):
+        apc_features(which="everything")
+
+
+def test_extrema_match_reference_feature_table(reference_dir):
+    ref = pd.read_csv(reference_dir / "pc2001_370_apc_features.csv")
+    assert ref.stimulus_index.nunique() == 370
+    cmp = compare_with_reference(ref, angle_tol_rad=0.35, curvature_tol=0.15)
+    matched = cmp[cmp.matched]
+    frac = cmp.matched.mean()
+    n_ours = cmp.groupby("stimulus_index").n_ours.first().sum()
+    print(f"\nreference features matched: {frac:.3f} of {len(cmp)} "
+          f"(|d angle| <= 0.35 rad and |d curvature| <= 0.15); ours {n_ours} extrema vs "
+          f"{len(cmp)} reference; matched median |d angle| = "
+          f"{matched.angle_error_rad.median():.4f} rad (90th pct "
+          f"{matched.angle_error_rad.quantile(0.9):.3f}), median |d curvature| = "
+          f"{matched.curvature_error.median():.4f} (90th pct {matched.curvature_error.quantile(0.9):.3f})")
+    assert frac > 0.80
+    assert matched.angle_error_rad.median() < 0.03
+    assert matched.curvature_error.median() < 0.01
+    assert 0.85 < n_ours / len(cmp) < 1.15
+    # the curvature extreme of every stimulus (its sharpest convexity) is always found
+    best = ref.loc[ref.groupby("stimulus_index").curvature.idxmax()]
+    cmp_best = compare_with_reference(best, angle_tol_rad=0.1, curvature_tol=0.05)
+    print(f"sharpest feature of each stimulus matched: {cmp_best.matched.mean():.3f}")
+    assert cmp_best.matched.mean() > 0.95
