@@ -22,8 +22,8 @@ import torch
 import xarray as xr
 from torch import nn
 
-from artiphys.errors import ResponseError, RunStoreError, StimulusError, UnknownLayerError, \
-    close_matches
+from artiphys.errors import (ArtiphysError, ResponseError, RunStoreError, StimulusError,
+                             UnknownLayerError, close_matches)
 from artiphys.models.layers import LayerRef, resolve_layer
 from artiphys.models.spec import ModelSpec, as_spec, default_device
 from artiphys.recording.hooks import Capture, _ensure_mapping_keys
@@ -382,19 +382,25 @@ def record_to_store(model: ModelSpec | nn.Module, stimuli, layers: Layers, out,
         "started_utc": utc_now(),
         **dict(metadata or {}),
     }
+    is_new = not (Path(out) / "manifest.json").exists()
     run = RunDir.create(out, manifest, identity=identity, resume=resume)
-    with run.lock():
-        todo = [i for i in range(n_chunks)
-                if not all(run.chunk_done(_chunk_key(r.label, i)) for r in refs)]
-        done_before = (n_chunks - len(todo))
-        if progress is not None and done_before:
-            progress(min(n, done_before * chunk_size))
-        if todo:
-            with _session(spec, refs, units, device) as session:
-                for i in todo:
-                    _record_chunk(run, session, spec, stimuli, refs, i, chunk_size,
-                                  batch_size, progress)
-        run.update_manifest(finished_utc=utc_now())
+    try:
+        with run.lock():
+            todo = [i for i in range(n_chunks)
+                    if not all(run.chunk_done(_chunk_key(r.label, i)) for r in refs)]
+            done_before = (n_chunks - len(todo))
+            if progress is not None and done_before:
+                progress(min(n, done_before * chunk_size))
+            if todo:
+                with _session(spec, refs, units, device) as session:
+                    for i in todo:
+                        _record_chunk(run, session, spec, stimuli, refs, i, chunk_size,
+                                      batch_size, progress)
+            run.update_manifest(finished_utc=utc_now())
+    except ArtiphysError:
+        if is_new:  # failed before writing anything: leave no run behind to --resume
+            run.discard_if_empty()
+        raise
     return run
 
 
