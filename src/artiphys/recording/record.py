@@ -84,7 +84,10 @@ def resolve_layers(spec: ModelSpec, layers: Layers) -> list[LayerRef]:
 
 
 def stimulus_coords(params: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Parameter columns as netCDF-safe numpy arrays (text and mixed columns as ``str``).
+    """Parameter columns as netCDF-safe numpy arrays.
+
+    Numbers stay numbers (an object column of numbers and None becomes float with NaN for
+    None); text, categories and mixed columns become ``str`` (None as ``""``).
 
     A parameter whose name clashes with a dim or unit coord (``x``, ``y``, ``layer``,
     ``channel``, ``unit``, ``stimulus``) is renamed ``stimulus_<name>``; spaces and ``/``
@@ -108,10 +111,24 @@ def stimulus_coords(params: pd.DataFrame) -> dict[str, np.ndarray]:
             values = s.to_numpy(dtype=bool)
         elif pd.api.types.is_numeric_dtype(dtype):
             values = s.to_numpy(dtype=float, na_value=np.nan)
+        elif _all_numbers(s):  # e.g. positions that are None (= centred) or a number
+            values = np.array([np.nan if _missing(v) else float(v) for v in s.tolist()])
         else:
             values = np.array(["" if v is None else str(v) for v in s.tolist()], dtype=object)
         out[name] = values
     return out
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _all_numbers(s: pd.Series) -> bool:
+    """Object column of real numbers and missing values (None/NaN), not all missing."""
+    vals = s.tolist()
+    real = [v for v in vals if not _missing(v)]
+    return bool(real) and all(isinstance(v, (int, float, np.integer, np.floating))
+                              and not isinstance(v, (bool, np.bool_)) for v in real)
 
 
 # ---- the recording loop ------------------------------------------------------------------
