@@ -35,7 +35,8 @@ def run_cli(*args):
 
 
 def base_args(tmp_path, **change):
-    args = {"--stimuli": "noise:n=2,size_px=64", "--layers": "features.0", "--out": str(tmp_path / "run")}
+    args = {"--stimuli": "noise:n=2,size_px=64", "--layers": "features.0",
+            "--out": str(tmp_path / "run")}
     args.update(change)
     return ["record", *SQ] + [x for kv in args.items() for x in kv]
 

@@ -119,7 +119,8 @@ def test_memory_is_bounded_by_the_chunk(tmp_path, monkeypatch):
 
 def test_awkward_parameter_columns_survive_the_store(tmp_path):
     params = pd.DataFrame({"orientation (deg)": [0.0, 90.0], "a/b": [1, 2], "flag": [True, False],
-                           "cat": pd.Categorical(["u", "v"]), "when": pd.to_datetime(["2020-01-01", "2021-01-01"]),
+                           "cat": pd.Categorical(["u", "v"]),
+                           "when": pd.to_datetime(["2020-01-01", "2021-01-01"]),
                            "big": [2**40, -1], "mixed": [1, "one"],
                            "x_px": pd.Series([None, 3], dtype=object)})
     stim = StimulusSet.from_tensor(torch.rand(2, 3, 16, 16), params)

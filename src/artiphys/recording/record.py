@@ -26,8 +26,9 @@ from artiphys.errors import (ArtiphysError, ResponseError, RunStoreError, Stimul
                              UnknownLayerError, close_matches)
 from artiphys.models.layers import LayerRef, resolve_layer
 from artiphys.models.spec import ModelSpec, as_spec, default_device
-from artiphys.recording.hooks import Capture, _ensure_mapping_keys
-from artiphys.recording.units import UnitSelector, units_mode, units_to_json
+from artiphys.recording.hooks import Capture
+from artiphys.recording.units import (UnitSelector, check_units_mapping, units_mode,
+                                      units_to_json)
 from artiphys.stimuli.base import StimulusSet, to_model_input
 from artiphys.store.rundir import RunDir, utc_now
 
@@ -195,7 +196,7 @@ class _Session:
 @contextmanager
 def _session(spec: ModelSpec, refs: list[LayerRef], units, device) -> Iterator[_Session]:
     """Put the model in eval mode on ``device`` with hooks; restore everything after."""
-    _ensure_mapping_keys(units, refs)
+    check_units_mapping(units, [(r.label, r.name, r.alias) for r in refs])
     module = spec.module
     device = default_device(device)
     param = next(iter(module.parameters()), None)
@@ -365,7 +366,7 @@ def record_to_store(model: ModelSpec | nn.Module, stimuli, layers: Layers, out,
     refs = resolve_layers(spec, layers)
     chunk_size = _positive(chunk_size, "chunk_size")
     batch_size = _positive(batch_size, "batch_size")
-    _ensure_mapping_keys(units, refs)
+    check_units_mapping(units, [(r.label, r.name, r.alias) for r in refs])
     n = len(stimuli)
     n_chunks = math.ceil(n / chunk_size)
     dev = default_device(device)

@@ -173,3 +173,17 @@ def units_for_layer(units, ref_keys: Sequence[str]):
     raise UnknownUnitError(
         f"no units given for layer {ref_keys[0]!r}; the units mapping has "
         f"{', '.join(map(str, units))}. Add an entry for every recorded layer")
+
+
+def check_units_mapping(units, layer_keys: Sequence[Sequence[str]]) -> None:
+    """Refuse a per-layer units mapping with entries for layers that are not recorded.
+
+    ``layer_keys`` holds, per recorded layer, the names it goes by.
+    """
+    if isinstance(units, Mapping):
+        known = {k for keys in layer_keys for k in keys if k}
+        extra = [k for k in units if k not in known]
+        if extra:
+            raise UnknownUnitError(
+                f"units given for {', '.join(map(repr, extra))}, which is not a recorded "
+                "layer; add it to the layers or remove it from the units mapping")
