@@ -133,3 +133,14 @@ def test_awkward_parameter_columns_survive_the_store(tmp_path):
     assert da["a_b"].dtype == np.int64 and da["flag"].dtype == bool
     assert list(da["mixed"].values) == ["1", "one"] and list(da["cat"].values) == ["u", "v"]
     np.testing.assert_array_equal(da["x_px"].values, [np.nan, 3.0])
+
+
+def test_progress_counts_stimuli_done_on_resume(tmp_path):
+    spec, stim = tiny_spec(), stimuli(10)
+    record_to_store(spec, stim, LAYERS, tmp_path, chunk_size=4, batch_size=2)
+    (tmp_path / "responses/features.0/chunk-00001.nc").unlink()
+    seen = []
+    run = record_to_store(spec, stim, LAYERS, tmp_path, chunk_size=4, batch_size=2, resume=True,
+                          progress=seen.append)
+    assert seen == [6, 8, 10]  # chunks 0 and 2 were done; chunk 1 in two batches
+    assert run.chunks["responses/features.0/00001"]["device"] == "cpu"

@@ -260,7 +260,7 @@ def record(model: ModelSpec | nn.Module, stimuli, layers: Layers, units="center"
     device : str or torch.device, optional
         Default: CUDA when present, else CPU. The model is moved back afterwards.
     progress : callable, optional
-        Called with the number of stimuli done after each batch.
+        Called with the number of stimuli done so far after each batch.
 
     Returns
     -------
@@ -406,14 +406,14 @@ def record_to_store(model: ModelSpec | nn.Module, stimuli, layers: Layers, out,
         with run.lock():
             todo = [i for i in range(n_chunks)
                     if not all(run.chunk_done(_chunk_key(r.label, i)) for r in refs)]
-            done_before = (n_chunks - len(todo))
-            if progress is not None and done_before:
-                progress(min(n, done_before * chunk_size))
+            done = n - sum(min(chunk_size, n - i * chunk_size) for i in todo)
+            if progress is not None and done:
+                progress(done)
             if todo:
                 with _session(spec, refs, units, device) as session:
                     for i in todo:
-                        _record_chunk(run, session, spec, stimuli, refs, i, chunk_size,
-                                      batch_size, progress)
+                        done += _record_chunk(run, session, spec, stimuli, refs, i, chunk_size,
+                                              batch_size, progress, done)
             run.update_manifest(finished_utc=utc_now())
     except ArtiphysError:
         if is_new:  # failed before writing anything: leave no run behind to --resume
@@ -422,10 +422,15 @@ def record_to_store(model: ModelSpec | nn.Module, stimuli, layers: Layers, out,
     return run
 
 
+def _chunk_bounds(i: int, chunk_size: int, n: int) -> tuple[int, int]:
+    return i * chunk_size, min((i + 1) * chunk_size, n)
+
+
 def _record_chunk(run: RunDir, session: _Session, spec: ModelSpec, stimuli: StimulusSet,
                   refs: list[LayerRef], i: int, chunk_size: int, batch_size: int,
-                  progress: Progress | None) -> None:
-    start, stop = i * chunk_size, min((i + 1) * chunk_size, len(stimuli))
+                  progress: Progress | None, done_before: int) -> int:
+    """Record chunk ``i`` and write one file per layer; return its number of stimuli."""
+    start, stop = _chunk_bounds(i, chunk_size, len(stimuli))
     buffers: dict[str, np.ndarray] = {}
     for lo, hi, arrays in session.batches(stimuli, start, stop, batch_size):
         for label, a in arrays.items():
@@ -433,7 +438,7 @@ def _record_chunk(run: RunDir, session: _Session, spec: ModelSpec, stimuli: Stim
                 buffers[label] = np.empty((stop - start, a.shape[1]), dtype=np.float32)
             buffers[label][lo - start:hi - start] = a
         if progress is not None:
-            progress(hi)
+            progress(done_before + hi - start)
     selectors = session.capture.selectors
     stim_coords = stimulus_coords(stimuli.params.iloc[start:stop])
     for ref in refs:
@@ -444,7 +449,9 @@ def _record_chunk(run: RunDir, session: _Session, spec: ModelSpec, stimuli: Stim
                         stim_coords)
         da.attrs.update(chunk=i, chunk_start=start, chunk_stop=stop)
         run.write_netcdf(_chunk_relpath(ref.label, i), da.to_dataset(name="responses"),
-                         chunk=key, layer=ref.label, start=start, stop=stop)
+                         chunk=key, layer=ref.label, start=start, stop=stop,
+                         device=str(session.device), finished_utc=utc_now())
+    return stop - start
 
 
 # ---- reading back ------------------------------------------------------------------------
