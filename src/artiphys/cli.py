@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -266,3 +267,24 @@ def stimuli_cmd(set_name, options, out, as_json, cols, limit, no_crop, list_sets
 # ---- synthesis (issue 5) ---------------------------------------------------------------
 
 # ---- diverse sets (issue 6) ------------------------------------------------------------
+
+
+# ---- demo (the main job of `make demo`) --------------------------------------------------
+
+@main.command("demo")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/demo", show_default=True,
+              help="Run directory for the results.")
+@click.option("--resume", is_flag=True, help="Continue a run in --out.")
+def demo_cmd(out, resume):
+    """Characterise the built-in V1 model (gratings, shapes, APC) and build a report."""
+    from artiphys.demo import run_demo
+
+    summary = run_demo(out, resume=resume)
+    for layer, entry in summary["layers"].items():
+        extra = (f", max orientation error {entry['orientation_error_deg_max']:.1f} deg"
+                 if "orientation_error_deg_max" in entry else "")
+        click.echo(f"{layer:15s} {entry['n_units']:3d} units: {100 * entry['frac_simple']:5.1f}% "
+                   f"simple (median F1/F0 {entry['f1_f0_median']:.2f}), median APC r "
+                   f"{entry['apc_r_median']:.2f}{extra}")
+    click.echo(f"results: {Path(out).resolve()}")
+    click.echo(f"report:  {Path(summary['report']).resolve()}")
