@@ -116,6 +116,10 @@ class Capture:
                 self.module(x)
         except _StopForward:
             pass
+        except torch.OutOfMemoryError as exc:
+            raise ResponseError(
+                f"out of memory running the model on a batch of {x.shape[0]} images on "
+                f"{x.device}; lower the batch size (--batch-size)") from exc
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ResponseError(
