@@ -144,3 +144,14 @@ def test_progress_counts_stimuli_done_on_resume(tmp_path):
                           progress=seen.append)
     assert seen == [6, 8, 10]  # chunks 0 and 2 were done; chunk 1 in two batches
     assert run.chunks["responses/features.0/00001"]["device"] == "cpu"
+
+
+def test_chunks_can_be_read_one_at_a_time(tmp_path):
+    from artiphys.recording import iter_response_chunks
+
+    run = record_to_store(tiny_spec(), stimuli(10), LAYERS, tmp_path, chunk_size=4)
+    parts = list(iter_response_chunks(run, "classifier.1"))
+    assert [p.sizes["stimulus"] for p in parts] == [4, 4, 2]
+    assert [p.attrs["chunk"] for p in parts] == [0, 1, 2]
+    xr.testing.assert_identical(xr.concat(parts, "stimulus", combine_attrs="drop_conflicts"),
+                                load_responses(run, "classifier.1"))

@@ -469,11 +469,8 @@ def _layer_entry(run: RunDir, layer: str) -> dict:
                             f"{close_matches(layer, labels)} Recorded layers: {', '.join(labels)}")
 
 
-def load_responses(run: RunDir | str | Path, layer: str) -> xr.DataArray:
-    """Read one layer's responses from a run directory (all chunks, in stimulus order).
-
-    Returns the same DataArray that :func:`record` returns for that layer (plus chunk
-    attrs dropped).
+def iter_response_chunks(run: RunDir | str | Path, layer: str) -> Iterator[xr.DataArray]:
+    """One layer's responses chunk by chunk, in stimulus order (memory: one chunk).
 
     Raises
     ------
@@ -483,29 +480,46 @@ def load_responses(run: RunDir | str | Path, layer: str) -> xr.DataArray:
         The layer was not recorded in this run.
     """
     run = _open_run(run)
-    entry = _layer_entry(run, layer)
-    label = entry["label"]
+    label = _layer_entry(run, layer)["label"]
     n_chunks = int(run.manifest["n_chunks"])
-    missing = [i for i in range(n_chunks) if not run.chunk_done(_chunk_key(label, i), verify=False)]
+    keys = [_chunk_key(label, i) for i in range(n_chunks)]
+    missing = [k for k in keys if not run.chunk_done(k, verify=False)]
     if missing:
         raise RunStoreError(
             f"run {run.path} is unfinished: {len(missing)} of {n_chunks} chunks of layer "
             f"{label!r} are missing; run the same command again with --resume")
-    parts = []
-    for i in range(n_chunks):
-        with xr.open_dataset(run.chunk_file(_chunk_key(label, i))) as ds:
-            parts.append(ds["responses"].load())
+    for key in keys:
+        with xr.open_dataset(run.chunk_file(key)) as ds:
+            da = ds["responses"].load()
+        # netCDF3 (the fallback format) has no int64 and gives text as fixed-width str:
+        # restore the dtypes that record() gives
+        da = da.assign_coords({name: c.astype(np.int64) for name, c in da.coords.items()
+                               if c.dtype.kind in "iu" and c.dtype != np.int64})
+        da = da.assign_coords({name: c.astype(object) for name, c in da.coords.items()
+                               if c.dtype.kind in "US"})
+        da.attrs["layer_shape_chw"] = [int(v) for v in np.atleast_1d(da.attrs["layer_shape_chw"])]
+        yield da.rename(label)
+
+
+def load_responses(run: RunDir | str | Path, layer: str) -> xr.DataArray:
+    """Read one layer's responses from a run directory (all chunks, in stimulus order).
+
+    Returns the same DataArray that :func:`record` returns for that layer. For runs too
+    big for memory, use :func:`iter_response_chunks`.
+
+    Raises
+    ------
+    RunStoreError
+        The run is not finished (missing chunks); re-run the command with ``--resume``.
+    UnknownLayerError
+        The layer was not recorded in this run.
+    """
+    parts = list(iter_response_chunks(run, layer))
     da = parts[0] if len(parts) == 1 else xr.concat(parts, dim="stimulus",
                                                     combine_attrs="drop_conflicts")
     for key in ("chunk", "chunk_start", "chunk_stop"):
         da.attrs.pop(key, None)
-    # netCDF3 (the fallback format) has no int64: restore the dtypes record() gives
-    da = da.assign_coords({name: c.astype(np.int64) for name, c in da.coords.items()
-                           if c.dtype.kind in "iu" and c.dtype != np.int64})
-    da = da.assign_coords({name: c.astype(object) for name, c in da.coords.items()
-                           if c.dtype.kind in "US"})
-    da.attrs["layer_shape_chw"] = [int(v) for v in np.atleast_1d(da.attrs["layer_shape_chw"])]
-    return da.rename(label)
+    return da
 
 
 def load_run_responses(run: RunDir | str | Path) -> dict[str, xr.DataArray]:
