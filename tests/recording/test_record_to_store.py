@@ -60,7 +60,8 @@ def test_manifest_has_provenance(tmp_path):
     assert m["stimuli"]["parameters"] == ["contrast", "label"]
     assert [e["name"] for e in m["layers"]] == LAYERS and m["units"] == "all"
     assert m["command"] == ["artiphys", "record", "tiny"] and m["note"] == "x"
-    for key in ("artiphys_version", "torch_version", "device", "created_utc", "finished_utc"):
+    for key in ("artiphys_version", "torch_version", "device", "created_utc", "finished_utc",
+                "netcdf_engine"):
         assert m[key]
     assert run.manifest["n_chunks"] == 3 and len(run.chunks) == 6
 

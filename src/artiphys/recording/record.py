@@ -30,6 +30,7 @@ from artiphys.recording.hooks import Capture
 from artiphys.recording.units import (UnitSelector, check_units_mapping, units_mode,
                                       units_to_json)
 from artiphys.stimuli.base import StimulusSet, to_model_input
+from artiphys.store.atomic import netcdf_engine
 from artiphys.store.rundir import RunDir, utc_now
 
 #: unit coords; stimulus parameters with these names are stored as ``stimulus_<name>``
@@ -385,6 +386,7 @@ def record_to_store(model: ModelSpec | nn.Module, stimuli, layers: Layers, out,
         "torch_version": torch.__version__,
         "python_version": platform.python_version(),
         "device": str(dev),
+        "netcdf_engine": netcdf_engine(),
         "command": list(command) if command is not None else list(sys.argv),
         "model": spec.provenance(),
         "seeds": {"model": spec.seed, "stimuli": stimuli.meta.get("seed")},
