@@ -29,6 +29,10 @@ SRC = HERE.parents[1] / "src"
 SQUEEZENET_SHA256 = "5f23fefb1629153a92b8098aef7bd574e5110dc8eb754d975a77bac347b05e24"
 SQ = ["squeezenet1_0", "--input-size", "64"]
 
+# squeezenet1_0's real weights come from ARTIPHYS_WEIGHTS_DIR, set by tests/conftest.py from
+# ../shared (or ARTIPHYS_SHARED): without it these tests fail saying so, not on a download
+pytestmark = pytest.mark.usefixtures("weights_dir")
+
 
 def run_cli(*args):
     return CliRunner().invoke(main, list(args))
