@@ -111,15 +111,33 @@ def model_info_cmd(spec, device):
     echo_json(info)
 
 
+def _architecture_options(func):
+    """``model_options`` for commands that need the architecture only: unless --pretrained
+    or --weights is given, the model is built with random weights (no weights file needed)."""
+    loaded = model_options(func)
+
+    @functools.wraps(loaded)
+    def wrapper(model, pretrained, weights, **kwargs):
+        if pretrained is None and weights is None:
+            pretrained = False
+        return loaded(model=model, pretrained=pretrained, weights=weights, **kwargs)
+
+    return wrapper
+
+
 @main.command("layers")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list of objects (name, alias, kind, shape, units, rf_size, "
                    "stride, offset, ...) instead of a table.")
 @click.option("--layer", "layer", default=None,
               help="Only this layer (module path or alias, e.g. conv2 or features.3).")
-@model_options
+@_architecture_options
 def layers_cmd(spec, device, as_json, layer):
-    """List MODEL's layers in execution order with shapes and receptive fields (px)."""
+    """List MODEL's layers in execution order with shapes and receptive fields (px).
+
+    Shapes and receptive fields depend on the architecture (and --input-size) only, so
+    no weights are loaded unless --pretrained or --weights is given.
+    """
     from artiphys.models.layers import format_layer_table, list_layers, select_layer_rows
 
     rows = list_layers(spec)
