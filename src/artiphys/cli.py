@@ -217,7 +217,7 @@ def record_cmd(spec, device, stimuli_arg, layers, out, units_arg, batch_size, ch
     with tqdm(total=len(stimuli), unit="img", disable=None, leave=False) as bar:
         run = record_to_store(spec, stimuli, parse_list(layers) or [], out, units,
                               chunk_size=chunk_size, batch_size=batch_size, device=device,
-                              resume=resume, command=list(sys.argv),
+                              resume=resume, command=["artiphys", *sys.argv[1:]],
                               metadata={"stimuli_arg": stimuli_arg},
                               progress=lambda done: bar.update(done - bar.n))
     manifest = run.manifest
