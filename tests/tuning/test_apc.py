@@ -199,3 +199,12 @@ def test_features_from_the_stimulus_module_fit_synthetic_units():
     truth = np.arange(3, SMALL.n_models, 41)
     fit = fit_apc(apc_unit_responses(feats, truth, SMALL), predictions=preds, grid=SMALL)
     assert (fit.model_index.values == truth).all() and (fit.r > 0.99).all()
+
+
+def test_precomputed_predictions_as_numpy_and_shape_check(features_362):
+    preds = apc_predictions(features_362, SMALL, device="cpu")
+    resp = apc_unit_responses(features_362, [7], SMALL)
+    fit = fit_apc(resp, predictions=preds.numpy(), grid=SMALL)
+    assert fit.model_index.values.tolist() == [7]
+    with pytest.raises(StimulusError, match="shape"):
+        fit_apc(resp[:100], predictions=preds, grid=SMALL)

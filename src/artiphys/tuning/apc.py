@@ -313,7 +313,9 @@ def _prepare(responses, features, grid, predictions, device):
     if predictions is None:
         feats = _select_features(features, da)
         predictions = apc_predictions(feats, grid, device=default_device(device))
-    elif tuple(predictions.shape) != (grid.n_models, da.sizes["stimulus"]):
+    else:
+        predictions = torch.as_tensor(predictions)
+    if tuple(predictions.shape) != (grid.n_models, da.sizes["stimulus"]):
         raise StimulusError(f"predictions have shape {tuple(predictions.shape)}, expected "
                             f"(n_models={grid.n_models}, n_stimuli={da.sizes['stimulus']})")
     values = np.asarray(da.values, dtype=np.float64)
