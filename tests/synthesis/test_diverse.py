@@ -299,3 +299,37 @@ def test_save_and_reopen(energy_result, tmp_path):
     assert back.attrs["analysis"] == "diverse"
     np.testing.assert_allclose(back["mean_activation"].values, ds["mean_activation"].values)
     back.close()
+
+
+def test_report_figures(energy_result):
+    import matplotlib.pyplot as plt
+
+    from artiphys.report.figures import figures_for
+
+    spec, ds = energy_result
+    ind = invariance_indices(spec, ds, texture=TextureRecipe(steps=2, crops_per_step=2))
+    figs = figures_for(ds) + figures_for(ind)
+    assert [t for t, _, _ in figs] == ["Diversity vs activation trade-off", "Diverse sets",
+                                       "Invariance indices"]
+    for _, _, fig in figs:
+        plt.close(fig)
+
+
+def test_cli_diverse(tmp_path):
+    from click.testing import CliRunner
+
+    from artiphys.cli import main
+
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["diverse", "energy_cell", "--layer", "pool", "--units", "0",
+                                    "--n-images", "2", "--lambdas", "0,1", "--steps", "3",
+                                    "--no-indices", "--norm", "3", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "manifest.json").exists()
+    ds = xr.open_dataset(out / "diverse_pool.nc")
+    assert ds.sizes["lambda"] == 2 and ds.sizes["image"] == 2
+    ds.close()
+    bad = CliRunner().invoke(main, ["diverse", "energy_cell", "--layer", "pool", "--units", "0",
+                                    "--lambdas", "1,2", "--norm", "3", "--out",
+                                    str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "include 0" in bad.output

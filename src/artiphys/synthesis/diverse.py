@@ -476,7 +476,7 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
                  recipe: DiverseRecipe | None = None, size_px: int | None = None,
                  norm: float | None = None, natural_folder: str | os.PathLike | None = None,
                  prior=None, feature_layer=None, batch_units: int | None = None,
-                 progress: bool = False) -> xr.Dataset:
+                 lambda_batch: int | None = None, progress: bool = False) -> xr.Dataset:
     """Diverse sets of ``recipe.n_images`` images for each channel in ``units`` at every lambda.
 
     Parameters
@@ -500,6 +500,9 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
     batch_units : int, optional
         Units per optimisation batch (each batch holds ``units x lambdas x n_images``
         images); default all at once.
+    lambda_batch : int, optional
+        Lambdas per optimisation batch; default all (the sweep in one batch). Each batch is
+        its own optimisation, so only memory and speed change.
 
     Returns
     -------
@@ -538,24 +541,31 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
     n, L = recipe.n_images, len(recipe.lambdas)
     batch_units = int(batch_units or len(units))
 
-    images, steps_run, seconds = [], [], 0.0
+    lambda_batch = int(lambda_batch or L)
+    per_unit, steps_run, seconds = [], [], 0.0
     for b0 in range(0, len(units), batch_units):
         chunk = units[b0:b0 + batch_units]
-        prm = _white_noise_param(len(chunk) * L * n, size, target, mean,
-                                 recipe.seed + b0, dev)
-        chans = torch.tensor(chunk).repeat_interleave(L)
-        group_lams = lams.repeat(len(chunk))
-        pixels = prm.params[0] if (distance == "pixel" or recipe.alpha) else None
-        obj = diverse_objective(layer, chans, cy, cx, group_lams, n,
-                                feature_layer=feature_layer, pixels=pixels, window=window,
-                                prior=prior, alpha=recipe.alpha)
-        res = optimize(spec, obj, prm, steps=recipe.steps, **loop_settings(recipe, target, n, prm.params[0]),
-                       projection=norm_constraint(target),
-                       stopper=Stopper(patience=recipe.patience), seed=recipe.seed + b0,
-                       progress=progress)
-        images.append(res.images.view(len(chunk), L, n, 3, size, size))
-        steps_run.append(res.steps_run)
-        seconds += res.seconds
+        parts = []
+        for l0 in range(0, L, lambda_batch):
+            lam_chunk = lams[l0:l0 + lambda_batch]
+            prm = _white_noise_param(len(chunk) * len(lam_chunk) * n, size, target, mean,
+                                     recipe.seed + 1000 * b0 + l0, dev)
+            chans = torch.tensor(chunk).repeat_interleave(len(lam_chunk))
+            group_lams = lam_chunk.repeat(len(chunk))
+            pixels = prm.params[0] if (distance == "pixel" or recipe.alpha) else None
+            obj = diverse_objective(layer, chans, cy, cx, group_lams, n,
+                                    feature_layer=feature_layer, pixels=pixels, window=window,
+                                    prior=prior, alpha=recipe.alpha)
+            res = optimize(spec, obj, prm, steps=recipe.steps,
+                           **loop_settings(recipe, target, n, prm.params[0]),
+                           projection=norm_constraint(target),
+                           stopper=Stopper(patience=recipe.patience), seed=recipe.seed + b0,
+                           progress=progress)
+            parts.append(res.images.view(len(chunk), len(lam_chunk), n, 3, size, size))
+            steps_run.append(res.steps_run)
+            seconds += res.seconds
+        per_unit.append(torch.cat(parts, dim=1))
+    images = per_unit
     imgs = torch.cat(images)
     act, dist, rms = measure_sets(spec, layer, units, imgs, (cy, cx), feature_layer,
                                   window=window)
@@ -564,6 +574,7 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
                 "distance": distance, "size_px": size, "feature_window":
                 None if window is None else [[w.start, w.stop, w.step] for w in window], "norm": target, "unit_yx": [cy, cx],
                 "prior": prior_name(prior), "batch_units": batch_units,
+                "lambda_batch": lambda_batch,
                 "steps_run": steps_run, "seconds": seconds, "model": spec.provenance()}
     return _sets_dataset(imgs, act, dist, rms, units, recipe, settings)
 
