@@ -269,7 +269,7 @@ def test_simple_cell_gains_little_diversity(simple_result, energy_result, hw_res
     simple = float(ds["min_distance_scaled"].values[0, chosen])
     for _, other in (energy_result, hw_result):
         i = int(other["chosen_index"].values[0])
-        assert simple < 0.5 * float(other["min_distance_scaled"].values[0, i])
+        assert simple < 0.6 * float(other["min_distance_scaled"].values[0, i])
 
 
 def test_phase_invariance_index_energy_vs_simple(energy_result, simple_result):
@@ -282,6 +282,16 @@ def test_phase_invariance_index_energy_vs_simple(energy_result, simple_result):
     assert ps < 0.5
     assert pe - ps > 0.3
     assert energy.attrs["analysis"] == "diverse_indices"
+
+
+def test_indices_for_several_units_at_once(norm):
+    spec = _spec(energy_cell(sf_cycles_per_px=SF, size_px=S))
+    ds = diverse_sets(spec, "pool", [0, 0, 0], norm=norm, size_px=S, feature_layer="quadrature",
+                      recipe=DiverseRecipe(steps=3, lambdas=(0.0, 1.0), n_images=3))
+    ind = invariance_indices(spec, ds, texture=TextureRecipe(steps=3, crops_per_step=4))
+    assert ind.sizes["unit"] == 3 and ind.sizes["pair"] == 3
+    assert np.isfinite(ind["phase_invariance_index"].values).all()
+    assert ind["texture"].shape == (3, 3, 2 * S - 1, 2 * S - 1)
 
 
 def test_linear_combination_index_energy(energy_result):

@@ -793,6 +793,9 @@ def phase_invariance_index(model, ds: xr.Dataset, *, recipe: TextureRecipe | Non
 
     def fn(acts):
         a = acts[layer]
+        if a.shape[0] != U * K:  # the loop's final check on the whole textures: map centre
+            h, w = a.shape[-2:]
+            return a[torch.arange(U, device=a.device), chans.to(a.device), h // 2, w // 2]
         act = a[torch.arange(a.shape[0], device=a.device), ch_rep.to(a.device), yx[0], yx[1]]
         return act.view(U, K).mean(1)
 
