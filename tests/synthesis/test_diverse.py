@@ -343,3 +343,20 @@ def test_cli_diverse(tmp_path):
                                     "--lambdas", "1,2", "--norm", "3", "--out",
                                     str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "include 0" in bad.output
+
+
+def test_unresponsive_unit_gets_no_gain():
+    from artiphys.synthesis.diverse import DiverseRecipe as R, _sets_dataset
+
+    act = np.zeros((2, 2, 3), dtype=np.float32)
+    act[0] = [[1, 1, 1], [0.95, 0.95, 0.95]]
+    dist = np.array([[1.0, 3.0], [1.0, 2.0]], dtype=np.float32)
+    imgs = torch.zeros(2, 2, 3, 3, 4, 4)
+    settings = {"layer": "x", "norm": 1.0, "distance": "pixel", "feature_layer": None,
+                "unit_yx": [0, 0]}
+    ds = _sets_dataset(imgs, act, dist, np.ones_like(dist), [0, 1],
+                       R(n_images=3, lambdas=(0.0, 1.0)), settings)
+    assert ds["chosen_lambda"].values.tolist() == [1.0, 0.0]
+    assert ds["diversity_gain"].values[0] == pytest.approx(3.0)
+    assert np.isnan(ds["diversity_gain"].values[1])
+    assert ds["responsive"].values.tolist() == [True, False]

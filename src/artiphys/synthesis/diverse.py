@@ -21,9 +21,15 @@ Settings of the paper (and where we differ):
   patches of the same size, :func:`natural_patch_norm`); not clipped while optimising;
 * gradients preconditioned by ``1 / max(1, |f|^0.5)`` (cycles per image) normalised to mean
   1 (:func:`artiphys.synthesis.transforms.fourier_preconditioner`);
-* Adam; the paper's learning rate 0.1 is on the 0-255 pixel scale of their VGG, i.e.
-  ``0.1 / 255`` on our [0, 1] scale (:data:`PAPER_LR`); until the objective stops rising
-  (``Stopper(patience)``) or 1000 steps;
+* optimiser: the paper used Adam (learning rate 0.1 on the 0-255 pixel scale of their VGG,
+  i.e. ``0.1 / 255`` here, :data:`PAPER_LR`; ``optimizer="adam"``). Under a fixed-norm
+  projection Adam's per-pixel step normalisation fills the image with a sign pattern of
+  the gradient: on the energy cell it ends on a full-field square-wave grating reaching
+  ~22% of the best attainable response (0.10 vs 0.45). The default is therefore
+  ``"normalized_sgd"``: projected gradient ascent on the norm sphere, steps along the
+  tangential part of the preconditioned gradient scaled per diverse set, of length 10%
+  of the norm decaying to 0.5% (:func:`loop_settings`), which reaches the optimum (0.45).
+  Up to ``steps`` (1000) or until the objective stops rising (``Stopper(patience)``);
 * lambda in ``0, 0.02, 0.04, ..., 20.48`` (:data:`PAPER_LAMBDAS`); per unit the largest
   lambda such that the mean activation at it *and every smaller lambda* stays
   ``>= threshold x`` the mean activation at lambda = 0 (0.9 for networks, 0.8 for toy
@@ -37,6 +43,18 @@ normalisation) to the first convolution and taking the module that produced its 
 (for VGG conv3_1 that is pool2; for a SqueezeNet expand conv it is the fire module's squeeze
 activation). In branching nets this is the one branch that feeds that convolution. When the
 convolution reads the image itself, or the graph cannot be traced, pixel distance is used.
+By default (``feature_window="unit"``) only the positions of that map the unit's own
+convolution reads at the unit are compared (:func:`feature_window`; the whole 3x3 squeeze
+map of a SqueezeNet expand3x3 unit at its RF size, the centre only for 1x1 pooling of the toy
+cells); ``"full"`` compares the whole map as the paper did, which also rewards differences at
+positions the unit never reads (on the toy cells the sets then diversify there and the
+activation falls without the phases spreading). Pixel distance is a poor default for
+luminance cells: images can move apart in colour, which the cell ignores.
+
+The diversity gain divides by the min distance at lambda = 0, which is ~0 for a cell whose
+images all converge to one optimum (simple and Hubel-Wiesel cells): gains of 1e4-1e6 then
+mean "collapsed at lambda = 0", not "very invariant". ``min_distance_scaled`` (min distance
+/ RMS feature-vector norm) is the scale-free alternative stored alongside.
 
 Invariance indices (section 4.4-4.5): :func:`phase_invariance_index` optimises one texture
 of side ``2 RF - 1`` whose windowed crops (window ``exp(-(r / sigma)^4)``,
@@ -513,7 +531,8 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
         relative to lambda = 0 (``*_rel``), and ``min_distance_scaled`` = min distance / RMS
         norm of the images' feature vectors (scale-free; unlike the gain it stays finite
         when all images coincide at lambda = 0); per unit: ``chosen_lambda``,
-        ``diversity_gain`` (``min_distance_rel`` at the chosen lambda).
+        ``diversity_gain`` (``min_distance_rel`` at the chosen lambda; NaN, with the chosen
+        lambda 0, for units that no image drives at lambda = 0: ``responsive`` False).
         ``attrs["analysis"] == "diverse"``; settings as JSON in ``attrs["settings"]``.
     """
     spec = as_spec(model)
@@ -626,6 +645,10 @@ def _sets_dataset(imgs, act, dist, rms, units, recipe, settings) -> xr.Dataset:
         dist_rel = dist / dist[:, i0:i0 + 1]
     chosen = choose_lambda(lams, mean_act, recipe.threshold)
     gain = dist_rel[np.arange(len(units)), chosen]
+    # a unit no image drives at lambda = 0 has no activation to keep: no chosen lambda
+    responsive = mean_act[:, i0] > 0
+    chosen = np.where(responsive, chosen, i0)
+    gain = np.where(responsive, gain, np.nan)
     size = imgs.shape[-1]
     ds = xr.Dataset(
         {
@@ -640,6 +663,7 @@ def _sets_dataset(imgs, act, dist, rms, units, recipe, settings) -> xr.Dataset:
             "chosen_lambda": (("unit",), lams[chosen]),
             "chosen_index": (("unit",), chosen.astype(np.int64)),
             "diversity_gain": (("unit",), gain.astype(np.float32)),
+            "responsive": (("unit",), responsive),
         },
         coords={"unit": np.arange(len(units)), "channel": ("unit", np.asarray(units, dtype=np.int64)),
                 "layer": ("unit", np.array([settings["layer"]] * len(units))),
