@@ -1,11 +1,12 @@
 """Diverse feature visualisations (Cadena et al. 2018) on toy cells whose answers are known.
 
-Toy cells: a Gabor simple cell, an energy-model complex cell (exactly phase-invariant) and a
-Hubel-Wiesel complex cell of 64 rectified simple cells whose pooling weights vary with the
+Toy cells: a Gabor simple cell, an energy-model complex cell (exactly phase-invariant) and
+a Hubel-Wiesel complex cell of 64 rectified simple cells whose pooling weights vary with the
 subunit phase, ``w_i = pi / 64 (1 + 0.18 cos phi_i)`` (approximately invariant: one best
 phase at 0 deg, every phase above ~0.75 of it). Images are 17 px (the cells' kernels,
-+/- 3 sigma at 0.2 cycles/px). The Gabor phase of an image is ``atan2(<x, g_odd>, <x, g_even>)`` read from
-the cell's own quadrature pair at the centre unit.
++/- 3 sigma at 0.2 cycles/px). The Gabor phase of an image is
+``atan2(<x, g_odd>, <x, g_even>)``, read from the cell's own quadrature pair at the centre
+unit.
 """
 
 from __future__ import annotations
@@ -173,7 +174,8 @@ def test_preceding_layer_and_window():
     from artiphys.models.registry import load_model
 
     net = load_model("squeezenet1_0", pretrained=False)
-    assert preceding_layer(net, "features.3.expand3x3_activation") == "features.3.squeeze_activation"
+    feeds = preceding_layer(net, "features.3.expand3x3_activation")
+    assert feeds == "features.3.squeeze_activation"
     assert preceding_layer(net, "features.4.squeeze_activation") == "features.3"
     assert preceding_layer(net, "features.0") is None  # reads the image: pixel distance
     rows, cols = feature_window(net, "features.3.expand3x3_activation", (1, 1))

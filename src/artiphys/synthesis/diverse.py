@@ -372,13 +372,15 @@ def natural_patch_norm(folder: str | os.PathLike, size_px: int, *, mean=(0.485, 
     for k in range(patches_per_image):
         ys = torch.randint(0, hi, (len(imgs),), generator=g)
         xs = torch.randint(0, hi, (len(imgs),), generator=g)
-        patches = torch.stack([im[:, y:y + size_px, x:x + size_px] for im, y, x in zip(imgs, ys, xs)])
+        patches = torch.stack([im[:, y:y + size_px, x:x + size_px]
+                               for im, y, x in zip(imgs, ys, xs)])
         norms.append((patches - m).flatten(1).norm(dim=1))
     return 0.5 * float(torch.cat(norms).mean())
 
 
 def default_natural_folder() -> Path | None:
-    """``$ARTIPHYS_NATURAL_IMAGES``, else ``$ARTIPHYS_SHARED/data/imagenet-sample-256`` if present."""
+    """``$ARTIPHYS_NATURAL_IMAGES``, else ``$ARTIPHYS_SHARED/data/imagenet-sample-256`` if it
+    exists, else None."""
     env = os.environ.get("ARTIPHYS_NATURAL_IMAGES")
     if env:
         return Path(env)
@@ -591,7 +593,8 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
     settings = {"recipe": recipe.to_dict(), "layer": ref.label, "feature_layer":
                 None if feature_layer is None else resolve_layer(spec, feature_layer).label,
                 "distance": distance, "size_px": size, "feature_window":
-                None if window is None else [[w.start, w.stop, w.step] for w in window], "norm": target, "unit_yx": [cy, cx],
+                None if window is None else [[w.start, w.stop, w.step] for w in window],
+                "norm": target, "unit_yx": [cy, cx],
                 "prior": prior_name(prior), "batch_units": batch_units,
                 "lambda_batch": lambda_batch,
                 "steps_run": steps_run, "seconds": seconds, "model": spec.provenance()}
@@ -652,7 +655,8 @@ def _sets_dataset(imgs, act, dist, rms, units, recipe, settings) -> xr.Dataset:
     size = imgs.shape[-1]
     ds = xr.Dataset(
         {
-            "images": (("unit", "lambda", "image", "rgb", "row", "col"), imgs.numpy().astype(np.float32)),
+            "images": (("unit", "lambda", "image", "rgb", "row", "col"),
+                       imgs.numpy().astype(np.float32)),
             "activation": (("unit", "lambda", "image"), act.astype(np.float32)),
             "mean_activation": (("unit", "lambda"), mean_act.astype(np.float32)),
             "min_distance": (("unit", "lambda"), dist.astype(np.float32)),
@@ -665,7 +669,8 @@ def _sets_dataset(imgs, act, dist, rms, units, recipe, settings) -> xr.Dataset:
             "diversity_gain": (("unit",), gain.astype(np.float32)),
             "responsive": (("unit",), responsive),
         },
-        coords={"unit": np.arange(len(units)), "channel": ("unit", np.asarray(units, dtype=np.int64)),
+        coords={"unit": np.arange(len(units)),
+                "channel": ("unit", np.asarray(units, dtype=np.int64)),
                 "layer": ("unit", np.array([settings["layer"]] * len(units))),
                 "lambda": lams, "image": np.arange(imgs.shape[2]), "rgb": ["R", "G", "B"],
                 "row": np.arange(size), "col": np.arange(size)},
@@ -856,7 +861,7 @@ def phase_invariance_index(model, ds: xr.Dataset, *, recipe: TextureRecipe | Non
 
 def invariance_indices(model, ds: xr.Dataset, *, texture: TextureRecipe | None = None,
                        progress: bool = False) -> xr.Dataset:
-    """Both indices per unit, merged with ``ds``'s unit coordinates; ``analysis="diverse_indices"``."""
+    """Both indices per unit with ``ds``'s unit coordinates; ``analysis="diverse_indices"``."""
     lc = linear_combination_index(model, ds)
     ph = phase_invariance_index(model, ds, recipe=texture, progress=progress)
     out = xr.merge([lc.drop_vars("template_activation"), ph], compat="override")
@@ -870,7 +875,7 @@ def invariance_indices(model, ds: xr.Dataset, *, texture: TextureRecipe | None =
 
 def save_diverse(out_dir: str | os.PathLike, sets: xr.Dataset,
                  indices: xr.Dataset | None = None, name: str | None = None) -> list[Path]:
-    """Write ``diverse_<name>.nc`` (and ``diverse_indices_<name>.nc``) atomically into ``out_dir``."""
+    """Write ``diverse_<name>.nc`` (and ``diverse_indices_<name>.nc``) atomically in ``out_dir``."""
     from artiphys.store.atomic import atomic_write_netcdf
 
     out = Path(out_dir)

@@ -74,7 +74,8 @@ class SpectralGaussianPrior(nn.Module):
         return -0.5 * (power * inv).flatten(1).sum(1) / (h * w)
 
     def extra_repr(self) -> str:
-        return f"exponent={self.exponent}, amplitude={self.amplitude}, f_min_cycles={self.f_min_cycles}"
+        return (f"exponent={self.exponent}, amplitude={self.amplitude}, "
+                f"f_min_cycles={self.f_min_cycles}")
 
 
 def as_prior(module: Callable, *, offset: torch.Tensor | float = 0.0, scale: float = 1.0) -> Prior:
