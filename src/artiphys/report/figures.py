@@ -109,3 +109,7 @@ def apc_figures(ds: xr.Dataset) -> list[tuple[str, str, Figure]]:
                f"{int(ds.attrs.get('n_stimuli', 0))} shapes; {int((~ok).sum())} units without a fit "
                "(constant responses). Red line: median r.")
     return [("Angular position x curvature (APC) fits", caption, fig)]
+
+
+# Makers defined in other modules register themselves on import.
+from artiphys.report import diverse_figures  # noqa: E402,F401
