@@ -41,7 +41,7 @@ def test_visualize_single_colour_rf_size(runner, tmp_path):
     res = runner.invoke(main, ["visualize", "squeezenet1_0", "--untrained", "--input-size", "64",
                                "--layer", "features.3", "--units", "1", "--objective", "unit",
                                "--size", "rf", "--param", "pixel", "--color", "b", "--steps", "2",
-                               "--no-probes", "--out", str(out)])
+                               "--suppress", "--no-probes", "--out", str(out)])
     assert res.exit_code == 0, res.output
     ds = xr.open_dataset(out / "synthesis" / "features.3" / "images.nc")
     assert ds["images"].shape[-1] == 19  # conv1 7 + pool 3 s2 + fire 3x3 at stride 4

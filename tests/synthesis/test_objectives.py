@@ -48,6 +48,11 @@ def test_per_image_scores_each_element_with_its_own_objective(net):
     expected = torch.stack([acts["conv2"][i, c].mean() for i, c in enumerate((5, 0, 7))])
     torch.testing.assert_close(obj(acts), expected)
     assert len(O.parts(obj)) == 3
+    neg = -obj
+    torch.testing.assert_close(neg(acts), -expected)
+    assert [p.name for p in O.parts(neg)][0] == "-channel(conv2, 5)"
+    torch.testing.assert_close((2 * obj)(acts), 2 * expected)
+    assert len(O.parts(2 * obj)) == 3
     with pytest.raises(ArtiphysError, match="per-image objectives"):
         obj(acts_of(net, torch.rand(2, 3, 16, 16), ["conv2"]))
 

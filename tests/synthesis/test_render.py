@@ -37,4 +37,5 @@ def test_negated_render_suppresses():
     down = render_units(spec, "conv", [0], param="pixel", negate=True,
                         recipe=yosinski_recipe(steps=10))
     assert up.final[0] > 0 and down.final[0] > 0  # final = the (negated) objective
+    assert down.objectives == ["-channel(conv, 0)"]
     assert np.isfinite(up.trace).all()

@@ -68,6 +68,8 @@ class Objective:
     __radd__ = __add__  # so that sum([...]) works (it starts from 0)
 
     def __neg__(self):
+        if hasattr(self, "parts"):  # keep one objective per image
+            return per_image([-p for p in self.parts])
         return Objective(lambda a: -self.fn(a), self.layers, f"-{self.name}")
 
     def __sub__(self, other):
@@ -77,6 +79,8 @@ class Objective:
         if not isinstance(weight, (int, float)):
             return NotImplemented
         w = float(weight)
+        if hasattr(self, "parts"):
+            return per_image([w * p for p in self.parts])
         return Objective(lambda a: w * self.fn(a), self.layers, f"{w:g}*{self.name}")
 
     __rmul__ = __mul__
