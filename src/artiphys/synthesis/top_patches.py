@@ -13,6 +13,11 @@ backpropagation feature (Springenberg et al. 2015; a variant of the Zeiler & Fer
 deconvnet used by Pospisil et al.): the gradient of that one unit's activation with
 respect to the input, with negative gradients stopped at every ``nn.ReLU``, cropped to
 the same box.
+
+On a rectified layer (a ReLU, a SqueezeNet fire module) nearly every image drives some
+unit of the map to exactly 0, so the "most suppressive" list is a tie at 0. Read the
+layer's linear sublayer instead for suppression, as Pospisil et al. do for conv
+sublayers (e.g. ``features.7.expand1x1`` for channels 0-63 of SqueezeNet's fire5).
 """
 
 from __future__ import annotations
