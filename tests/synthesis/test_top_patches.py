@@ -119,3 +119,15 @@ def test_plot(grating_folder, tmp_path):
     fig = plot_top_patches(res, 0)
     fig.savefig(tmp_path / "t.png")
     assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_guided_hooks_removed_on_error():
+    from artiphys.errors import UnknownLayerError
+
+    model = TinyNet().eval()
+    spec = as_spec(model, Preprocessing(input_size_px=16))
+    with pytest.raises(UnknownLayerError):
+        guided_backprop(spec, torch.rand(1, 3, 16, 16), "conv9", [0], [(0, 0)])
+    with pytest.raises(IndexError):
+        guided_backprop(spec, torch.rand(1, 3, 16, 16), "relu2", [0], [(99, 0)])
+    assert hooks_left(model) == []
