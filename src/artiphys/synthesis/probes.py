@@ -172,7 +172,9 @@ def plot_probes(ds: xr.Dataset, unit: int | None = None, title: str | None = Non
     idx_bar = np.flatnonzero(np.isin(sel["family"].values, ["original", "color", "baseline"]))
     mx, sx, labels = stat("max", idx_bar)
     mn, sn, _ = stat("mean", idx_bar)
-    labels = [("image" if lab == "1" else lab) for lab in labels]
+    fams = sel["family"].values[idx_bar]
+    labels = ["image" if f == "original" else f"{lab} (baseline)" if f == "baseline" else lab
+              for f, lab in zip(fams, labels)]
     xs = np.arange(len(idx_bar))
     axes[0].bar(xs - 0.2, mx, 0.4, yerr=sx if unit is None else None, label="max")
     axes[0].bar(xs + 0.2, mn, 0.4, yerr=sn if unit is None else None, label="mean")
