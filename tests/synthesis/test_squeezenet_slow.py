@@ -28,7 +28,11 @@ def test_gallery_64_channels_objective_rises(squeezenet):
     res = render_units(squeezenet, "features.4", range(64), recipe=fourier_recipe(steps=12),
                        size_px=128)
     assert res.images.shape == (64, 3, 128, 128)
-    assert np.mean(res.trace[-1] > res.trace[0]) >= 0.9
+    # channels silent for the near-gray start get no gradient (rectified fire outputs);
+    # every other channel's objective rises
+    alive = res.trace[0] > 0
+    assert alive.mean() >= 0.8
+    assert np.mean(res.final[alive] > res.trace[0][alive]) >= 0.95, (res.trace[0], res.final)
     assert hooks_left(squeezenet.module) == []
 
 
