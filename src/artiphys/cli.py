@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -110,15 +111,33 @@ def model_info_cmd(spec, device):
     echo_json(info)
 
 
+def _architecture_options(func):
+    """``model_options`` for commands that need the architecture only: unless --pretrained
+    or --weights is given, the model is built with random weights (no weights file needed)."""
+    loaded = model_options(func)
+
+    @functools.wraps(loaded)
+    def wrapper(model, pretrained, weights, **kwargs):
+        if pretrained is None and weights is None:
+            pretrained = False
+        return loaded(model=model, pretrained=pretrained, weights=weights, **kwargs)
+
+    return wrapper
+
+
 @main.command("layers")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list of objects (name, alias, kind, shape, units, rf_size, "
                    "stride, offset, ...) instead of a table.")
 @click.option("--layer", "layer", default=None,
               help="Only this layer (module path or alias, e.g. conv2 or features.3).")
-@model_options
+@_architecture_options
 def layers_cmd(spec, device, as_json, layer):
-    """List MODEL's layers in execution order with shapes and receptive fields (px)."""
+    """List MODEL's layers in execution order with shapes and receptive fields (px).
+
+    Shapes and receptive fields depend on the architecture (and --input-size) only, so
+    no weights are loaded unless --pretrained or --weights is given.
+    """
     from artiphys.models.layers import format_layer_table, list_layers, select_layer_rows
 
     rows = list_layers(spec)
@@ -198,7 +217,7 @@ def record_cmd(spec, device, stimuli_arg, layers, out, units_arg, batch_size, ch
     with tqdm(total=len(stimuli), unit="img", disable=None, leave=False) as bar:
         run = record_to_store(spec, stimuli, parse_list(layers) or [], out, units,
                               chunk_size=chunk_size, batch_size=batch_size, device=device,
-                              resume=resume, command=list(sys.argv),
+                              resume=resume, command=["artiphys", *sys.argv[1:]],
                               metadata={"stimuli_arg": stimuli_arg},
                               progress=lambda done: bar.update(done - bar.n))
     manifest = run.manifest
@@ -378,3 +397,24 @@ def top_patches_cmd(spec, device, images_dir, layers, units_arg, k, position, n_
 
 
 # ---- diverse sets (issue 6) ------------------------------------------------------------
+
+
+# ---- demo (the main job of `make demo`) --------------------------------------------------
+
+@main.command("demo")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/demo", show_default=True,
+              help="Run directory for the results.")
+@click.option("--resume", is_flag=True, help="Continue a run in --out.")
+def demo_cmd(out, resume):
+    """Characterise the built-in V1 model (gratings, shapes, APC) and build a report."""
+    from artiphys.demo import run_demo
+
+    summary = run_demo(out, resume=resume)
+    for layer, entry in summary["layers"].items():
+        extra = (f", max orientation error {entry['orientation_error_deg_max']:.1f} deg"
+                 if "orientation_error_deg_max" in entry else "")
+        click.echo(f"{layer:15s} {entry['n_units']:3d} units: {100 * entry['frac_simple']:5.1f}% "
+                   f"simple (median F1/F0 {entry['f1_f0_median']:.2f}), median APC r "
+                   f"{entry['apc_r_median']:.2f}{extra}")
+    click.echo(f"results: {Path(out).resolve()}")
+    click.echo(f"report:  {Path(summary['report']).resolve()}")

@@ -224,6 +224,30 @@ def test_googlenet_inception4a(googlenet):
         check_against_gradient(googlenet, "inception4a", 160, channel=channel)
 
 
+@pytest.mark.slow
+def test_inception_v3_functional_pools_and_non_square_kernels():
+    spec = _spec("inception_v3", init_weights=False, aux_logits=False)
+    # Mixed_6a concatenates a 3x3/2 conv, a 3x3-3x3-3x3/2 tower and an F.max_pool2d branch
+    geom = layer_geometry(spec, "Mixed_6a", input_size_px=299)
+    assert geom.stride_px == 16
+    assert (rf_of(geom, 0), rf_of(geom, 384), rf_of(geom, 480)) == (143, 159, 111)
+    check_against_gradient(spec, "Mixed_6a", 299, channel=480)  # the max-pool branch
+    # a 1x7 conv after a 1x1 that mixes all of Mixed_6a (159 px): 159 tall, 159 + 16 * 6 wide
+    geom = check_against_gradient(spec, "Mixed_6b.branch7x7_2.conv", 299, channel=0)
+    assert geom.rf_size_px == (159, 159 + 16 * 6)
+
+
+def test_convnext_channels_last_blocks():
+    spec = _spec("convnext_tiny")
+    # stem 4x4/4 -> 4 px; each block's 7x7 depthwise conv adds 4 * 6 px
+    for layer, rf in [("features.0.0", 4), ("features.1.0", 28), ("features.1.1", 52)]:
+        geom = check_against_gradient(spec, layer, size_px=80, channel=5)
+        assert (geom.rf_size_px, geom.stride_px) == (rf, 4)
+    # inside the block the MLP runs on (H, W, C) tensors
+    geom = check_against_gradient(spec, "features.1.0.block.3", size_px=64, channel=7)
+    assert geom.channels_last and geom.out_shape == (16, 16, 384) and geom.rf_size_px == 28
+
+
 # ---- hand-built networks and properties -------------------------------------------------
 
 def test_known_answer_tiny_net():
@@ -328,3 +352,20 @@ def test_no_hooks_left_and_model_untouched(alexnet):
     after = alexnet.module.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(p.requires_grad for p in alexnet.module.parameters())
+
+
+def test_layer_given_as_module_or_container(alexnet):
+    by_module = layer_geometry(alexnet, alexnet.module.features[3], input_size_px=227)
+    assert by_module.rf_size_px == 51
+    # the `features` Sequential returns pool5's output
+    assert layer_geometry(alexnet, "features", input_size_px=227).rf_size_px == 195
+
+
+def test_table_and_layer_geometry_agree(resnet18):
+    from artiphys.models.layers import list_layers
+
+    for row in list_layers(resnet18, input_size_px=64):
+        if row.call is None:
+            geom = layer_geometry(resnet18, row.name, input_size_px=64)
+            assert np.array_equal(np.asarray(geom.rf_size_px), np.asarray(row.rf_size_px))
+            assert geom.stride_px == row.stride_px and geom.out_shape == row.shape

@@ -244,18 +244,17 @@ def classify(spec, image_paths):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch, min_hits", [("squeezenet1_0", 11), ("mobilenet_v2", 13)])
+@pytest.mark.parametrize("arch, min_hits", [("squeezenet1_0", 9), ("mobilenet_v2", 10)])
 def test_real_weights_from_the_weights_dir_classify(arch, min_hits, weights_dir, imagenet_sample_dir):
     """Real ImageNet weights found through ARTIPHYS_WEIGHTS_DIR give the right class in the
-    top 5 for most of 16 sample images (file order = class index)."""
+    top 5 for most of 12 sample images (file order = class index; measured 10 and 12);
+    the untrained twin does not."""
     spec = load_model(arch)
     assert Path(spec.weights_path).parent == weights_dir
     files = sorted(imagenet_sample_dir.glob("*.jpg"))
-    picks = list(range(0, 1000, 63))[:16]
-    logits = classify(spec, [files[i] for i in picks])
-    top5 = logits.topk(5, dim=1).indices
-    hits = sum(int(i in row) for i, row in zip(picks, top5.tolist()))
-    assert hits >= min_hits
-    untrained = load_model(arch, pretrained=False)
-    top5u = classify(untrained, [files[i] for i in picks]).topk(5, dim=1).indices
-    assert sum(int(i in row) for i, row in zip(picks, top5u.tolist())) <= 2
+    picks = list(range(0, 1000, 83))[:12]
+    images = [files[i] for i in picks]
+    top5 = classify(spec, images).topk(5, dim=1).indices.tolist()
+    assert sum(int(i in row) for i, row in zip(picks, top5)) >= min_hits
+    top5u = classify(load_model(arch, pretrained=False), images).topk(5, dim=1).indices.tolist()
+    assert sum(int(i in row) for i, row in zip(picks, top5u)) <= 2

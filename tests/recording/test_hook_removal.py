@@ -84,3 +84,14 @@ def test_no_hook_survives_an_interrupt():
         record(spec, imgs(), ["features.0", "classifier.1"])
     handle.remove()
     assert hooks_left(spec.module) == {}
+
+
+def test_out_of_memory_says_lower_the_batch_size():
+    class OOM(nn.Module):
+        def forward(self, x):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB")
+
+    spec = as_spec(Net(OOM()), PLAIN)
+    with pytest.raises(ArtiphysError, match="--batch-size"):
+        record(spec, imgs(), ["conv", "tail"])
+    assert hooks_left(spec.module) == {}

@@ -173,7 +173,8 @@ def test_unknown_layer_lists_close_matches():
 
 
 @pytest.mark.parametrize("bad", [torch.rand(2, 4, 16, 16), torch.rand(2, 3, 16, 12),
-                                 torch.rand(3, 16, 16, 3), torch.rand(2, 3, 16, 16) * 255])
+                                 torch.rand(3, 16, 16, 3), torch.rand(2, 3, 16, 16) * 255,
+                                 torch.rand(0, 3, 16, 16)])
 def test_wrong_user_images(bad):
     with pytest.raises(StimulusError):
         record(tiny_spec(), bad, "features.0")
@@ -183,3 +184,18 @@ def test_input_too_small_for_the_model(alexnet):
     with pytest.raises(ResponseError, match="input size"):
         record(alexnet.with_input_size(32), images(1, 32), "classifier.6")
     assert hooks_left(alexnet.module) == {}
+
+
+@pytest.mark.parametrize("size, order", [(16, "RGB"), (20, "RGB"), (16, "BGR")])
+def test_input_is_exactly_to_model_input(size, order):
+    """The CPU fast path (normalising into a reused buffer) is bit-for-bit to_model_input."""
+    from dataclasses import replace
+
+    from artiphys.stimuli.base import to_model_input
+
+    spec = replace(tiny_spec(), preprocessing=Preprocessing(16, channel_order=order))
+    imgs = images(6, size)
+    got = record(spec, imgs, "classifier.1", batch_size=6)["classifier.1"].values
+    with torch.inference_mode():
+        expected = spec.module(to_model_input(imgs, spec.preprocessing)).numpy()
+    np.testing.assert_array_equal(got, expected)

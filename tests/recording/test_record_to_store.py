@@ -60,7 +60,8 @@ def test_manifest_has_provenance(tmp_path):
     assert m["stimuli"]["parameters"] == ["contrast", "label"]
     assert [e["name"] for e in m["layers"]] == LAYERS and m["units"] == "all"
     assert m["command"] == ["artiphys", "record", "tiny"] and m["note"] == "x"
-    for key in ("artiphys_version", "torch_version", "device", "created_utc", "finished_utc"):
+    for key in ("artiphys_version", "torch_version", "device", "created_utc", "finished_utc",
+                "netcdf_engine"):
         assert m[key]
     assert run.manifest["n_chunks"] == 3 and len(run.chunks) == 6
 
@@ -115,3 +116,43 @@ def test_memory_is_bounded_by_the_chunk(tmp_path, monkeypatch):
     assert max(seen) == 3 and sum(seen) == 10
     sizes = [e["stop"] - e["start"] for e in run.chunks.values()]
     assert max(sizes) == 4
+
+
+def test_awkward_parameter_columns_survive_the_store(tmp_path):
+    params = pd.DataFrame({"orientation (deg)": [0.0, 90.0], "a/b": [1, 2], "flag": [True, False],
+                           "cat": pd.Categorical(["u", "v"]),
+                           "when": pd.to_datetime(["2020-01-01", "2021-01-01"]),
+                           "big": [2**40, -1], "mixed": [1, "one"],
+                           "x_px": pd.Series([None, 3], dtype=object)})
+    stim = StimulusSet.from_tensor(torch.rand(2, 3, 16, 16), params)
+    spec = tiny_spec()
+    record_to_store(spec, stim, "features.0", tmp_path)
+    xr.testing.assert_identical(load_responses(tmp_path, "features.0"),
+                                record(spec, stim, "features.0")["features.0"])
+    da = load_responses(tmp_path, "features.0")
+    assert list(da["orientation_(deg)"].values) == [0.0, 90.0]
+    assert da["a_b"].dtype == np.int64 and da["flag"].dtype == bool
+    assert list(da["mixed"].values) == ["1", "one"] and list(da["cat"].values) == ["u", "v"]
+    np.testing.assert_array_equal(da["x_px"].values, [np.nan, 3.0])
+
+
+def test_progress_counts_stimuli_done_on_resume(tmp_path):
+    spec, stim = tiny_spec(), stimuli(10)
+    record_to_store(spec, stim, LAYERS, tmp_path, chunk_size=4, batch_size=2)
+    (tmp_path / "responses/features.0/chunk-00001.nc").unlink()
+    seen = []
+    run = record_to_store(spec, stim, LAYERS, tmp_path, chunk_size=4, batch_size=2, resume=True,
+                          progress=seen.append)
+    assert seen == [6, 8, 10]  # chunks 0 and 2 were done; chunk 1 in two batches
+    assert run.chunks["responses/features.0/00001"]["device"] == "cpu"
+
+
+def test_chunks_can_be_read_one_at_a_time(tmp_path):
+    from artiphys.recording import iter_response_chunks
+
+    run = record_to_store(tiny_spec(), stimuli(10), LAYERS, tmp_path, chunk_size=4)
+    parts = list(iter_response_chunks(run, "classifier.1"))
+    assert [p.sizes["stimulus"] for p in parts] == [4, 4, 2]
+    assert [p.attrs["chunk"] for p in parts] == [0, 1, 2]
+    xr.testing.assert_identical(xr.concat(parts, "stimulus", combine_attrs="drop_conflicts"),
+                                load_responses(run, "classifier.1"))

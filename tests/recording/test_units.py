@@ -68,3 +68,37 @@ def test_unsupported_outputs():
     with pytest.raises(ResponseError, match=r"\(n, C, H, W\)"):
         output_shape(torch.zeros(2, 3, 4), "l")
     assert np.array_equal(UnitSelector("all", (1, 1, 1), "l", True).channel, [0])
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def layer_and_units(draw):
+    C, H, W = (draw(st.integers(1, 6)) for _ in range(3))
+    kind = draw(st.sampled_from(["center", "all", "channels", "triples"]))
+    if kind == "channels":
+        units = draw(st.lists(st.integers(0, C - 1), min_size=1, max_size=8))
+    elif kind == "triples":
+        units = draw(st.lists(st.tuples(st.integers(0, C - 1), st.integers(0, H - 1),
+                                        st.integers(0, W - 1)), min_size=1, max_size=8))
+    else:
+        units = kind
+    return (C, H, W), units
+
+
+@settings(max_examples=60, deadline=None)
+@given(layer_and_units(), st.booleans())
+def test_take_matches_the_unit_coords(case, on_torch_path):
+    """Column k of take() is the output at (channel[k], y[k], x[k]), on both copy paths."""
+    (C, H, W), units = case
+    out = torch.randn(3, C, H, W, dtype=torch.float64)
+    if on_torch_path:
+        out = out.to(torch.bfloat16)  # numpy has no bfloat16: the torch path is taken
+    sel = UnitSelector(units, (C, H, W), "l", spatial=True)
+    got = sel.take(out)
+    expected = out[:, torch.as_tensor(sel.channel), torch.as_tensor(sel.y), torch.as_tensor(sel.x)]
+    assert torch.equal(got, expected)
+    if units == "all":  # every unit exactly once
+        assert len({*zip(sel.channel, sel.y, sel.x)}) == C * H * W == len(sel)

@@ -38,11 +38,9 @@ def test_angles_are_counter_clockwise_from_x_with_y_up():
     assert bf.angular_position_rad[tip] == pytest.approx(np.pi / 2, abs=0.02)
 
 
-@pytest.mark.parametrize("sid", [2, 9, 16, 30])
-def test_rotation_adds_to_angular_position(sid):
-    base = boundary_features(sid, 0)
-    for k in range(1, 8):
-        rot = boundary_features(sid, k)
+def test_rotation_adds_to_angular_position():
+    for sid, k in shape_table(unique=False)[["shape_id", "rotation"]].itertuples(index=False):
+        base, rot = boundary_features(sid, 0), boundary_features(sid, k)
         d = np.mod(rot.angular_position_rad - base.angular_position_rad - k * np.pi / 4 + np.pi,
                    2 * np.pi) - np.pi
         assert np.abs(d).max() < 1e-9
@@ -77,6 +75,9 @@ def test_apc_features_api_on_sets_and_tables():
         apc_features(make_stimuli("gratings"))
     with pytest.raises(StimulusError):
         apc_features(which="everything")
+    with pytest.raises(StimulusError, match="rotated"):
+        apc_features(make_stimuli("probe", transform="rotate", values=[0, 30]))
+    assert len(apc_features(make_stimuli("probe", transform="zoom", values=[1, 2]))) == 724
 
 
 def test_extrema_match_reference_feature_table(reference_dir):

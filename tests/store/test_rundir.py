@@ -61,3 +61,14 @@ def test_second_writer_is_locked_out(tmp_path):
                 pass
     with RunDir.open(tmp_path).lock():
         pass
+
+
+def test_discard_if_empty(tmp_path):
+    run = RunDir.create(tmp_path / "run", {}, identity=IDENTITY)
+    with run.lock():
+        pass
+    assert run.discard_if_empty() and not (tmp_path / "run").exists()
+    run = RunDir.create(tmp_path / "run", {}, identity=IDENTITY)
+    atomic_write_text(run.file("c/0.txt"), "chunk")
+    run.mark_chunk("c/0", "c/0.txt")
+    assert not run.discard_if_empty() and (tmp_path / "run" / "manifest.json").exists()

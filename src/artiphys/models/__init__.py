@@ -6,10 +6,11 @@
 """
 
 from artiphys.models.controls import reinitialize, untrained_twin, weight_shuffled_twin
-from artiphys.models.registry import available_models, load_model, register_model
+from artiphys.models.registry import DEMO_MODEL, available_models, load_model, register_model
 from artiphys.models.spec import ModelSpec, Preprocessing, as_spec
 
 __all__ = [
+    "DEMO_MODEL",
     "ModelSpec",
     "Preprocessing",
     "as_spec",

@@ -5,8 +5,10 @@ weights file), made of convolutions with stride 1 and "same" padding, so that un
 ``(y, x)`` of every channel looks at input pixel ``(y, x)`` and the *centre unit* is
 ``(H // 2, W // 2)``.
 
-Conventions (shared by every filter and by :func:`sinusoid`)
-------------------------------------------------------------
+Conventions (shared by every filter and by :func:`sinusoid`; the same as the gratings of
+``artiphys.stimuli``, whose patterns are centred on ``(size - 1) / 2``, the centre unit
+for the odd default input size)
+------------------------------------------------------------------------------------------
 Input
     RGB images in [0, 1], normalised with ``CONTRAST_PREPROCESSING`` (mean 0.5, std 0.5), so
     that model input is *contrast*: mid-grey is 0 and a full-contrast grating swings
@@ -74,7 +76,8 @@ stimulus library centres patterns on."""
 
 DEFAULT_TRUNCATE_SIGMAS = 5.0
 """Kernels extend to this many envelope sigmas each side (the Gaussian is 4e-6 of its peak
-there), which keeps the energy model phase-invariant to better than 1e-6."""
+there), which keeps the energy model phase-invariant to better than 1e-6 (at 4 sigmas the
+truncation alone leaves a 5e-5 phase ripple)."""
 
 
 # ---- kernels ------------------------------------------------------------------------------
@@ -142,7 +145,7 @@ def gabor_kernel(orientation_deg: float, sf_cycles_per_px: float, phase_deg: flo
 
 def dog_kernel(center_sigma_px: float, surround_sigma_px: float | None = None, *,
                surround_weight: float = 1.0, size_px: int | None = None,
-               truncate: float = 4.0) -> torch.Tensor:
+               truncate: float = 3.5) -> torch.Tensor:
     """A difference-of-Gaussians filter, float64 ``(size_px, size_px)``.
 
     ``k = G(center_sigma) / sum G(center_sigma) - w G(surround_sigma) / sum G(surround_sigma)``
@@ -194,13 +197,16 @@ def spot(size_px: int, radius_px: float, *, contrast: float = 1.0,
 
 # ---- building blocks ----------------------------------------------------------------------
 
-class Luminance(nn.Conv2d):
-    """Fixed 1x1 convolution ``RGB -> 0.299 R + 0.587 G + 0.114 B`` (one channel)."""
+def luminance_conv() -> nn.Conv2d:
+    """Fixed 1x1 convolution ``RGB -> 0.299 R + 0.587 G + 0.114 B`` (one channel).
 
-    def __init__(self):
-        super().__init__(3, 1, 1, bias=False)
-        with torch.no_grad():
-            self.weight.copy_(torch.tensor(LUMA_RGB).view(1, 3, 1, 1))
+    Every layer here is a plain ``torch.nn`` module (no subclasses), so torch.fx treats
+    each as a leaf and receptive-field geometry can be read from the graph.
+    """
+    conv = nn.Conv2d(3, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor(LUMA_RGB).view(1, 3, 1, 1))
+    return conv
 
 
 class Square(nn.Module):
@@ -208,32 +214,6 @@ class Square(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * x
-
-
-class FFTConv2d(nn.Conv2d):
-    """A ``Conv2d`` (same weights, padding and output) computed with FFTs when its kernel is
-    large, where direct convolution is slow on CPU (a 59 px Gabor on a 65 px image is about
-    20x faster). Falls back to ``Conv2d.forward`` for strided, dilated, grouped or small
-    convolutions. Cross-correlation as in ``Conv2d``; results agree to float32 rounding."""
-
-    min_kernel_px = 16
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kh, kw = self.kernel_size
-        if (min(kh, kw) < self.min_kernel_px or self.stride != (1, 1) or self.dilation != (1, 1)
-                or self.groups != 1 or self.padding_mode != "zeros"
-                or isinstance(self.padding, str)):
-            return super().forward(x)
-        ph, pw = self.padding
-        x = nn.functional.pad(x, (pw, pw, ph, ph))
-        size = (x.shape[-2], x.shape[-1])
-        fx = torch.fft.rfft2(x, s=size)
-        fw = torch.fft.rfft2(self.weight.to(x.dtype), s=size).conj()
-        out = torch.fft.irfft2(torch.einsum("ncij,ocij->noij", fx, fw), s=size)
-        out = out[..., :size[0] - kh + 1, :size[1] - kw + 1]
-        if self.bias is not None:
-            out = out + self.bias.view(1, -1, 1, 1)
-        return out.contiguous()
 
 
 def _fixed_conv(kernels: Sequence[torch.Tensor]) -> nn.Conv2d:
@@ -244,7 +224,7 @@ def _fixed_conv(kernels: Sequence[torch.Tensor]) -> nn.Conv2d:
     for i, k in enumerate(kernels):
         off = (size - k.shape[-1]) // 2
         stacked[i, off:off + k.shape[-1], off:off + k.shape[-1]] = k
-    conv = FFTConv2d(1, len(kernels), size, padding=size // 2, bias=False)
+    conv = nn.Conv2d(1, len(kernels), size, padding=size // 2, bias=False)
     with torch.no_grad():
         conv.weight.copy_(stacked[:, None].to(conv.weight.dtype))
     return conv
@@ -278,7 +258,7 @@ def channel_table(module: nn.Module) -> pd.DataFrame | None:
     return table.copy() if isinstance(table, pd.DataFrame) else None
 
 
-def quadrature_filters(orientations_deg=(0.0,), sfs_cycles_per_px=(0.1,), *,
+def quadrature_filters(orientations_deg=(0.0,), sfs_cycles_per_px=(0.125,), *,
                        bandwidth_oct: float = 1.0, sigma_px: float | None = None,
                        aspect_ratio: float = 1.0, size_px: int | None = None) -> nn.Conv2d:
     """Fixed ``Conv2d(1, 2 n, k)`` of quadrature Gabor pairs, one pair per orientation x sf
@@ -310,7 +290,7 @@ class _GaborFamily(nn.Module):
 
     def _front(self, pairs: pd.DataFrame | None, filter_kwargs: dict) -> pd.DataFrame:
         if pairs is None:
-            self.luminance = Luminance()
+            self.luminance = luminance_conv()
             self.quadrature = quadrature_filters(**filter_kwargs)
             return self.quadrature.pairs
         self.register_module("luminance", None)
@@ -331,7 +311,7 @@ class SimpleCells(_GaborFamily):
     :func:`gabor_kernel`).
     """
 
-    def __init__(self, orientations_deg=(0.0,), phases_deg=(0.0,), sfs_cycles_per_px=(0.1,), *,
+    def __init__(self, orientations_deg=(0.0,), phases_deg=(0.0,), sfs_cycles_per_px=(0.125,), *,
                  bandwidth_oct: float = 1.0, sigma_px: float | None = None,
                  aspect_ratio: float = 1.0, size_px: int | None = None,
                  pairs: pd.DataFrame | None = None):
@@ -340,7 +320,8 @@ class SimpleCells(_GaborFamily):
                                         sfs_cycles_per_px=sfs_cycles_per_px,
                                         bandwidth_oct=bandwidth_oct, sigma_px=sigma_px,
                                         aspect_ratio=aspect_ratio, size_px=size_px))
-        index = {(p.orientation_deg, p.sf_cycles_per_px): i for i, p in enumerate(pairs.itertuples())}
+        index = {(p.orientation_deg, p.sf_cycles_per_px): i
+                 for i, p in enumerate(pairs.itertuples())}
         rows, weights = [], []
         for ori in _as_tuple(orientations_deg, "orientations_deg"):
             for ph in _as_tuple(phases_deg, "phases_deg"):
@@ -372,7 +353,7 @@ class EnergyComplexCells(_GaborFamily):
     ``square``, ``pool`` (fixed 1x1 sum over each pair).
     """
 
-    def __init__(self, orientations_deg=(0.0,), sfs_cycles_per_px=(0.1,), *,
+    def __init__(self, orientations_deg=(0.0,), sfs_cycles_per_px=(0.125,), *,
                  bandwidth_oct: float = 1.0, sigma_px: float | None = None,
                  aspect_ratio: float = 1.0, size_px: int | None = None,
                  pairs: pd.DataFrame | None = None):
@@ -407,7 +388,7 @@ class HubelWieselComplexCells(_GaborFamily):
     ``pool`` (fixed 1x1 grouped conv holding ``w``).
     """
 
-    def __init__(self, orientations_deg=(0.0,), sfs_cycles_per_px=(0.1,), *, n_phases: int = 8,
+    def __init__(self, orientations_deg=(0.0,), sfs_cycles_per_px=(0.125,), *, n_phases: int = 8,
                  weight_jitter: float = 0.0, phase_jitter_deg: float = 0.0, seed: int = 0,
                  bandwidth_oct: float = 1.0, sigma_px: float | None = None,
                  aspect_ratio: float = 1.0, size_px: int | None = None,
@@ -465,7 +446,7 @@ class DoGCells(nn.Module):
                  size_px: int | None = None, standalone: bool = True):
         super().__init__()
         if standalone:
-            self.luminance = Luminance()
+            self.luminance = luminance_conv()
         else:
             self.register_module("luminance", None)
         rows, kernels = [], []
@@ -474,7 +455,8 @@ class DoGCells(nn.Module):
                            size_px=size_px)
             x, y = _centred_grid(k.shape[-1])
             r = torch.sqrt(x ** 2 + y ** 2)
-            best = max(float(k[r <= rad].sum()) for rad in np.arange(0.5, float(r.max()) + 0.5, 0.25))
+            radii = np.arange(0.5, float(r.max()) + 0.5, 0.25)
+            best = max(float(k[r <= rad].sum()) for rad in radii)
             for polarity in polarities:
                 if polarity not in ("on", "off"):
                     raise ValueError(f"polarity must be 'on' or 'off', not {polarity!r}")
@@ -504,18 +486,19 @@ class V1Bank(nn.Module):
     ``channels``); record a family by its name. Building every phase from one quadrature
     pair is exact and keeps the bank fast (one large convolution for all Gabor cells).
 
-    Defaults: 8 orientations (22.5 deg steps), 4 simple-cell phases, sf 0.1 and 0.2
-    cycles/px at one octave bandwidth (sigma 5.6 and 2.8 px), Hubel-Wiesel cells over 8
-    phases, DoG centre sigmas 1 and 2 px with surround 3x. Input size 65 px.
+    Defaults: 8 orientations (22.5 deg steps), 4 simple-cell phases, sf 0.125 and 0.25
+    cycles/px at one octave bandwidth (sigma 4.5 and 2.25 px; kernels 47 and 25 px),
+    Hubel-Wiesel cells over 8 phases, DoG centre sigmas 1 and 2 px with surround 3x.
+    Input size 65 px.
     """
 
     def __init__(self, orientations_deg=tuple(np.arange(0.0, 180.0, 22.5)),
-                 phases_deg=(0.0, 90.0, 180.0, 270.0), sfs_cycles_per_px=(0.1, 0.2), *,
+                 phases_deg=(0.0, 90.0, 180.0, 270.0), sfs_cycles_per_px=(0.125, 0.25), *,
                  bandwidth_oct: float = 1.0, n_hw_phases: int = 8, hw_weight_jitter: float = 0.0,
                  hw_phase_jitter_deg: float = 0.0, seed: int = 0,
                  dog_center_sigmas_px=(1.0, 2.0), dog_surround_ratio: float = 3.0):
         super().__init__()
-        self.luminance = Luminance()
+        self.luminance = luminance_conv()
         self.quadrature = quadrature_filters(orientations_deg, sfs_cycles_per_px,
                                              bandwidth_oct=bandwidth_oct)
         pairs = self.quadrature.pairs
@@ -537,7 +520,8 @@ class V1Bank(nn.Module):
                           self.dog(lum)], dim=1)
 
 
-def neuromatch_filters(out_channels: int = 6, kernel_px: int = 7) -> tuple[torch.Tensor, pd.DataFrame]:
+def neuromatch_filters(out_channels: int = 6,
+                       kernel_px: int = 7) -> tuple[torch.Tensor, pd.DataFrame]:
     """The hand-designed filters of the Neuromatch W1D5 tutorial 2, ``(C, K, K)`` float32.
 
     As written in the tutorial: on a grid of ``K`` points spanning ``[-K/2, K/2]`` (spacing
@@ -590,7 +574,7 @@ class NeuromatchConv(nn.Module):
     def __init__(self, out_channels: int = 6, kernel_px: int = 7):
         super().__init__()
         filters, table = neuromatch_filters(out_channels, kernel_px)
-        self.luminance = Luminance()
+        self.luminance = luminance_conv()
         self.conv = _fixed_conv(list(filters.double()))
         self.relu = nn.ReLU()
         self.channels = table
@@ -603,7 +587,7 @@ class NeuromatchConv(nn.Module):
 
 # ---- single-cell toy models ---------------------------------------------------------------
 
-def simple_cell(orientation_deg: float = 0.0, sf_cycles_per_px: float = 0.1,
+def simple_cell(orientation_deg: float = 0.0, sf_cycles_per_px: float = 0.125,
                 phase_deg: float = 0.0, *, sigma_px: float | None = None,
                 aspect_ratio: float = 1.0, size_px: int | None = None) -> SimpleCells:
     """One Gabor simple cell (one output channel)."""
@@ -611,7 +595,7 @@ def simple_cell(orientation_deg: float = 0.0, sf_cycles_per_px: float = 0.1,
                        aspect_ratio=aspect_ratio, size_px=size_px)
 
 
-def energy_cell(orientation_deg: float = 0.0, sf_cycles_per_px: float = 0.1, *,
+def energy_cell(orientation_deg: float = 0.0, sf_cycles_per_px: float = 0.125, *,
                 sigma_px: float | None = None, aspect_ratio: float = 1.0,
                 size_px: int | None = None) -> EnergyComplexCells:
     """One energy-model complex cell (one output channel)."""
@@ -619,7 +603,7 @@ def energy_cell(orientation_deg: float = 0.0, sf_cycles_per_px: float = 0.1, *,
                               aspect_ratio=aspect_ratio, size_px=size_px)
 
 
-def hubel_wiesel_cell(orientation_deg: float = 0.0, sf_cycles_per_px: float = 0.1, *,
+def hubel_wiesel_cell(orientation_deg: float = 0.0, sf_cycles_per_px: float = 0.125, *,
                       n_phases: int = 8, weight_jitter: float = 0.0,
                       phase_jitter_deg: float = 0.0, seed: int = 0,
                       sigma_px: float | None = None, aspect_ratio: float = 1.0,

@@ -154,7 +154,8 @@ class LayerInfo:
     kind : str
         ``conv, relu, pool, norm, linear, softmax, dropout, flatten, concat, block, ...``.
     shape : tuple of int
-        Output shape without batch: ``(C, H, W)`` or ``(C,)``.
+        Output shape without batch: ``(C, H, W)`` or ``(C,)`` (``(H, W, C)`` for the
+        channels-last tensors inside ConvNeXt blocks).
     units : int
         Number of unique units (channels).
     rf_size_px, stride_px, offset_px, is_spatial
@@ -196,8 +197,15 @@ class LayerInfo:
 
     def to_dict(self) -> dict:
         """JSON-able row: ``name, alias, kind, shape, units, rf_size, rf_size_min,
-        rf_size_max, stride, offset, is_spatial, call, same_as, note``; per-channel values as lists."""
+        rf_size_max, stride, offset, is_spatial, call, same_as, note``; per-channel values as
+        lists. The per-feature centres of a flattened vector (one per unit of the map it was
+        flattened from) are left out (``offset`` None); ``layer_geometry`` has them."""
         rng = self.rf_size_range_px
+        offset = self.offset_px
+        note = self.note
+        if isinstance(offset, np.ndarray) and not self.is_spatial:
+            offset = None
+            note = note or "RF centres differ by feature (a flattened map); see layer_geometry"
         return {
             "name": self.name,
             "alias": self.alias,
@@ -208,11 +216,11 @@ class LayerInfo:
             "rf_size_min": rng[0] if rng else None,
             "rf_size_max": rng[1] if rng else None,
             "stride": _jsonable(self.stride_px),
-            "offset": _jsonable(self.offset_px),
+            "offset": _jsonable(offset),
             "is_spatial": self.is_spatial,
             "call": self.call,
             "same_as": list(self.same_as),
-            "note": self.note,
+            "note": note,
         }
 
 
@@ -257,6 +265,7 @@ def list_layers(model: ModelSpec | nn.Module, input_size_px: int | None = None) 
     """
     from artiphys.models.receptive_field import (
         UntraceableModelError,
+        _kind_of_module,
         _kind_of_node,
         geometry_of_node,
         trace_geometry,
@@ -292,11 +301,12 @@ def list_layers(model: ModelSpec | nn.Module, input_size_px: int | None = None) 
         if not geom.out_shape:
             continue
         kind = _kind_of_node(node, gm_modules)
-        is_container = bool(list(modules[path].children()))
-        if is_container and kind not in ("concat", "add", "mul"):
-            kind = "block"
+        traced_through = not (node.op == "call_module" and node.target == path)
+        if traced_through and kind not in ("concat", "add", "mul"):
+            # a container (ResNet block) or a custom module (ConvNeXt's LayerNorm2d)
+            kind = "block" if list(modules[path].children()) else _kind_of_module(modules[path])
         rows.append(LayerInfo(
-            name=path, alias=alias, kind=kind, shape=geom.out_shape, units=geom.out_shape[0],
+            name=path, alias=alias, kind=kind, shape=geom.out_shape, units=geom.chw[0],
             rf_size_px=geom.rf_size_px, stride_px=geom.stride_px, offset_px=geom.offset_px,
             is_spatial=geom.is_spatial, call=index if counts[path] > 1 else None,
             same_as=tuple(dict.fromkeys(p for p, _ in candidates if p != path)), note=geom.note))
@@ -306,7 +316,7 @@ def list_layers(model: ModelSpec | nn.Module, input_size_px: int | None = None) 
 def _list_layers_by_hooks(spec: ModelSpec, input_size_px: int | None, reason: str
                           ) -> list[LayerInfo]:
     """Fallback listing from one forward pass with hooks on leaf modules (no geometry)."""
-    from artiphys.models.receptive_field import _first_in_channels, _kind_of_module
+    from artiphys.models.receptive_field import _device_of, _first_in_channels, _kind_of_module
 
     size = int(input_size_px or spec.preprocessing.input_size_px)
     calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
@@ -318,8 +328,7 @@ def _list_layers_by_hooks(spec: ModelSpec, input_size_px: int | None, reason: st
                 calls.append((path, module, tuple(output.shape[1:])))
         return hook
 
-    param = next(spec.module.parameters(), None)
-    device = param.device if param is not None else torch.device("cpu")
+    device = _device_of(spec.module)
     try:
         for path, module in spec.module.named_modules():
             if path and not list(module.children()):

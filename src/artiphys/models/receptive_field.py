@@ -36,7 +36,7 @@ from __future__ import annotations
 import copy
 import operator
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -95,6 +95,9 @@ class RFGeometry:
         ``(0, 0)``; shape ``(C, 4)``.
     note : str
         Why the geometry is unknown, else ``""``.
+    channels_last : bool
+        True when the layer's tensor is laid out ``(H, W, C)`` (inside ConvNeXt blocks);
+        ``out_shape`` is then ``(H, W, C)``.
     """
 
     out_shape: tuple[int, ...]
@@ -104,6 +107,13 @@ class RFGeometry:
     is_spatial: bool
     bounds_px: np.ndarray | None = None
     note: str = ""
+    channels_last: bool = False
+
+    @property
+    def chw(self) -> tuple[int, ...]:
+        """``out_shape`` as ``(C, H, W)`` (or ``(C,)``) whatever the layout."""
+        s = self.out_shape
+        return (s[2], s[0], s[1]) if self.channels_last and len(s) == 3 else s
 
     @property
     def known(self) -> bool:
@@ -154,7 +164,7 @@ def unit_center_px(geometry: RFGeometry, y: int, x: int, channel: int | None = N
 
 
 def _check_unit(geometry: RFGeometry, y: int, x: int, channel: int) -> None:
-    shape = geometry.out_shape
+    shape = geometry.chw
     if not 0 <= channel < shape[0]:
         raise UnknownUnitError(f"channel {channel} is outside 0..{shape[0] - 1}")
     h, w = (shape[1], shape[2]) if len(shape) == 3 else (1, 1)
@@ -174,7 +184,8 @@ class _Geo:
 
     ``kind`` is ``"spatial"`` (unit j sees ``lo + S*j .. hi + S*j`` per axis), ``"global"``
     (every unit of a channel sees the fixed extent ``lo .. hi``) or ``"unknown"``.
-    ``lo``/``hi`` are int arrays ``(C, 2)`` (y, x) for unit (0, 0).
+    ``lo``/``hi`` are int arrays ``(C, 2)`` (y, x) for unit (0, 0). ``channels_last`` marks
+    a tensor permuted to ``(N, H, W, C)`` (ConvNeXt blocks run their MLP that way).
     """
 
     kind: str
@@ -183,6 +194,7 @@ class _Geo:
     stride: tuple[int, int] | None = None
     hw: tuple[int, int] | None = None
     note: str = ""
+    channels_last: bool = False
 
     @property
     def channels(self) -> int:
@@ -426,6 +438,10 @@ def _node_geo(node: fx.Node, geos: dict, modules: dict[str, nn.Module]) -> _Geo 
     if first is not None and first.kind == "unknown" and not (
             node.op == "call_function" and node.target is torch.cat):
         return first
+    if any(g.channels_last for g in ins):
+        return _channels_last_geo(node, ins, shape, modules)
+    if _permute_dims(node) == (0, 2, 3, 1) and first.kind != "unknown":
+        return replace(first, channels_last=True)
     spatial = len(shape) == 3
     hw = shape[1:] if spatial else None
 
@@ -494,6 +510,45 @@ def _node_geo(node: fx.Node, geos: dict, modules: dict[str, nn.Module]) -> _Geo 
     if name in _ELEMENTWISE_NAMES and len(ins) == 1:
         return first
     return _unknown(f"no receptive-field rule for {name or target}")
+
+
+def _permute_dims(node: fx.Node) -> tuple[int, ...] | None:
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    if name != "permute":
+        return None
+    dims = node.args[1:] if node.op == "call_method" else node.args[1:2]
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = dims[0]
+    if not dims:
+        dims = node.kwargs.get("dims", ())
+    return tuple(int(d) % 4 for d in dims)
+
+
+def _channels_last_geo(node: fx.Node, ins: list[_Geo], shape, modules) -> _Geo:
+    """Operations on ``(N, H, W, C)`` tensors: per-position channel mixing only."""
+    first = ins[0]
+    channels = shape[-1]
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    if _permute_dims(node) == (0, 3, 1, 2):
+        return replace(first, channels_last=False)
+    mod = modules.get(node.target) if node.op == "call_module" else None
+    if mod is not None:
+        if isinstance(mod, nn.Linear) or (isinstance(mod, nn.LayerNorm)
+                                          and len(mod.normalized_shape) == 1):
+            return replace(_mix_groups(first, 1, channels), channels_last=True)
+        if isinstance(mod, _ELEMENTWISE_MODULES) or type(mod).__name__ in _IDENTITY_IN_EVAL:
+            return first
+        return _unknown(f"no channels-last rule for {type(mod).__name__}")
+    if name in ("layer_norm", "linear"):
+        return replace(_mix_groups(first, 1, channels), channels_last=True)
+    if node.target in _BINARY or (node.op == "call_method" and name in _BINARY_METHODS):
+        if not all(g.channels_last for g in ins):
+            return _unknown("operands in different memory layouts")
+        out = _elementwise(ins, channels)
+        return replace(out, channels_last=True) if out.kind != "unknown" else out
+    if name in _ELEMENTWISE_NAMES and len(ins) == 1:
+        return first
+    return _unknown(f"no channels-last rule for {name or node.target}")
 
 
 def _flatten_node(g: _Geo, in_shape, out_shape, start_dim) -> _Geo:
@@ -577,7 +632,7 @@ def trace_geometry(model: ModelSpec | nn.Module, input_size_px: int | None = Non
     if len(placeholders) != 1:
         raise GeometryError("receptive fields need a model with exactly one input tensor")
     in_channels = _first_in_channels(module)
-    example = torch.zeros(1, in_channels, size, size)
+    example = torch.zeros(1, in_channels, size, size, device=_device_of(module))
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.passes.shape_prop import ShapeProp
 
@@ -600,6 +655,11 @@ def trace_geometry(model: ModelSpec | nn.Module, input_size_px: int | None = Non
     per_module.clear()
     per_module[key] = traced
     return traced
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    param = next(module.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
 
 
 def _first_in_channels(module: nn.Module) -> int:
@@ -631,8 +691,8 @@ def geometry_of_node(traced: _Traced, node: fx.Node) -> RFGeometry:
     if g.kind == "spatial":
         stride = g.stride[0] if g.stride[0] == g.stride[1] else tuple(g.stride)
         return RFGeometry(shape, rf, int(stride) if isinstance(stride, (int, np.integer)) else stride,
-                          offset, True, bounds)
-    return RFGeometry(shape, rf, None, offset, False, bounds)
+                          offset, True, bounds, channels_last=g.channels_last)
+    return RFGeometry(shape, rf, None, offset, False, bounds, channels_last=g.channels_last)
 
 
 def layer_geometry(model: ModelSpec | nn.Module, layer, input_size_px: int | None = None
@@ -685,11 +745,13 @@ def _geom_key(g: RFGeometry) -> tuple:
 
 # ---- empirical check --------------------------------------------------------------------
 
-def _positive_copy(gm: fx.GraphModule) -> fx.GraphModule:
-    """A copy in which no gradient can cancel: conv/linear weights ``1/fan_in`` and zero
-    biases, batch norms reset to identity, max-pools replaced by average-pools of the same
-    geometry, nothing requiring grad."""
+def _positive_copy(gm: fx.GraphModule, seed: int = 0) -> fx.GraphModule:
+    """A copy in which no gradient can cancel: conv/linear weights positive (uniform in
+    ``[0.5, 1.5] / fan_in``, random so that normalisations over channels do not cancel) and
+    zero biases, batch norms reset to identity, max-pools replaced by average-pools of the
+    same geometry, nothing requiring grad."""
     gm = copy.deepcopy(gm)
+    gen = torch.Generator().manual_seed(seed)
     for path, mod in list(gm.named_modules()):
         new = None
         if isinstance(mod, nn.MaxPool2d) and _pair(mod.dilation) == (1, 1):
@@ -698,7 +760,8 @@ def _positive_copy(gm: fx.GraphModule) -> fx.GraphModule:
             new = nn.AdaptiveAvgPool2d(mod.output_size)
         elif isinstance(mod, (nn.modules.conv._ConvNd, nn.Linear)):
             with torch.no_grad():
-                mod.weight.fill_(1.0 / mod.weight[0].numel())
+                w = 0.5 + torch.rand(mod.weight.shape, generator=gen, dtype=mod.weight.dtype)
+                mod.weight.copy_(w / mod.weight[0].numel())
                 if mod.bias is not None:
                     mod.bias.zero_()
         elif isinstance(mod, nn.modules.batchnorm._NormBase):
@@ -710,9 +773,21 @@ def _positive_copy(gm: fx.GraphModule) -> fx.GraphModule:
         if new is not None:
             parent, _, child = path.rpartition(".")
             setattr(gm.get_submodule(parent) if parent else gm, child, new)
+    for node in gm.graph.nodes:  # max-pools called as functions in forward()
+        if node.op == "call_function" and node.target is F.max_pool2d:
+            node.target = _avg_pool_like_max
+    gm.recompile()
     for p in gm.parameters():
         p.requires_grad_(False)
     return gm.eval()
+
+
+def _avg_pool_like_max(input, kernel_size, stride=None, padding=0, dilation=1,
+                       ceil_mode=False, return_indices=False):
+    """``F.max_pool2d``'s signature, averaging instead (undilated windows only)."""
+    if _pair(dilation) != (1, 1) or return_indices:
+        return F.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+    return F.avg_pool2d(input, kernel_size, stride if stride else kernel_size, padding, ceil_mode)
 
 
 def gradient_support_px(model: ModelSpec | nn.Module, layer, channel: int = 0,
@@ -722,10 +797,10 @@ def gradient_support_px(model: ModelSpec | nn.Module, layer, channel: int = 0,
     """Empirical receptive field: bounding box of the non-zero input gradient of one unit.
 
     The model is copied (the original is not modified), truncated after ``layer``, given
-    positive weights (``1/fan_in``), identity batch norms and average-pools in place of
-    max-pools, and run on a positive random image, so every input pixel the unit depends on
-    gets a non-zero gradient. Max-pools called as functions in ``forward`` cannot be swapped
-    and may make the measured box smaller.
+    positive weights (about ``1/fan_in``), identity batch norms and average-pools in place of
+    (undilated) max-pools, including ``F.max_pool2d`` calls in ``forward``, and run on a
+    positive random image, so every input pixel the unit depends on gets a non-zero
+    gradient. Dilated max-pools stay max-pools and may make the measured box smaller.
 
     Parameters
     ----------
@@ -760,14 +835,18 @@ def gradient_support_px(model: ModelSpec | nn.Module, layer, channel: int = 0,
     truncated.graph.eliminate_dead_code()
     truncated.delete_all_unused_submodules()
     truncated.recompile()
-    gm = _positive_copy(truncated)
+    gm = _positive_copy(truncated, seed)
 
     size = traced.input_size_px
     shape = _shape(target)
     gen = torch.Generator().manual_seed(seed)
     image = 0.5 + 0.5 * torch.rand(1, _first_in_channels(spec.module), size, size, generator=gen)
+    image = image.to(_device_of(spec.module))
     image.requires_grad_(True)
     out = gm(image)[0]
+    if traced.geos[target] is not None and traced.geos[target].channels_last:
+        out = out.permute(2, 0, 1)
+        shape = (shape[2], shape[0], shape[1])
     if len(shape) == 3:
         y = shape[1] // 2 if y is None else y
         x = shape[2] // 2 if x is None else x

@@ -52,6 +52,9 @@ class ModelEntry:
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
+DEMO_MODEL = "v1bank"
+"""The built-in model ``make demo`` runs (analytic: no weights needed)."""
+
 
 def register_model(name: str, *, preprocessing: Preprocessing | None = None,
                    condition: str = "custom"):
@@ -142,8 +145,7 @@ def load_model(name_or_module: str | nn.Module | ModelSpec, *, pretrained: bool 
     if input_size is not None:
         spec = spec.with_input_size(int(input_size))
     spec.module.to("cpu").eval()
-    spec.aliases = {**default_aliases(spec.module), **(spec.aliases or {})}
-    return spec
+    return replace(spec, aliases={**default_aliases(spec.module), **(spec.aliases or {})})
 
 
 def _from_name(name: str, pretrained, weights, seed) -> ModelSpec:
@@ -177,6 +179,8 @@ def _torchvision_kwargs(arch: str, default_weights, trained: bool) -> dict:
         kwargs.update(transform_input=True, aux_logits=trained, init_weights=not trained)
     if arch.startswith("vit_"):
         kwargs["image_size"] = int(default_weights.meta["min_size"][0])
+    if arch.startswith("maxvit_"):
+        kwargs["input_size"] = tuple(default_weights.meta["min_size"])
     return kwargs
 
 
@@ -220,8 +224,9 @@ def _load_timm(tname: str, pretrained, weights, seed) -> ModelSpec:
         raise UnknownModelError(f"model 'timm:{tname}' needs timm, which is not installed; "
                                 f"install it with pip install 'artiphys[timm]'") from None
     if not tname or not timm.is_model(tname):
-        raise UnknownModelError(f"timm has no model {tname!r}.{close_matches(tname, timm.list_models())} "
-                                f"List timm's models with `artiphys models --timm`")
+        hint = close_matches(tname, timm.list_models())
+        raise UnknownModelError(f"timm has no model {tname!r}.{hint} List timm's models with "
+                                f"`artiphys models --timm`")
     name = f"timm:{tname}"
     trained = pretrained is not False or weights is not None
     with _seeded(seed):
@@ -242,7 +247,8 @@ def _load_timm(tname: str, pretrained, weights, seed) -> ModelSpec:
             with _seeded(seed):
                 module = timm.create_model(tname, pretrained=True)
         except Exception as exc:  # noqa: BLE001 - hub errors come in many types
-            reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+            text = str(exc).strip()
+            reason = text.splitlines()[0][:120] if text else type(exc).__name__
             raise WeightsError(f"{not_found}; timm's own download failed too ({reason})") from None
         source = cfg.get("hf_hub_id") or cfg.get("url") or "timm"
         return ModelSpec(name, module, prep, condition="trained", weights_path=f"timm:{source}")

@@ -37,7 +37,7 @@ class Preprocessing:
             images = images.flip(1)
         mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
         std = torch.tensor(self.std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-        return (images - mean) / std
+        return images.sub(mean).div_(std)  # one temporary, not two
 
 
 @dataclass

@@ -8,7 +8,6 @@ registered when a :class:`Capture` is entered and removed when it exits, whateve
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -117,6 +116,10 @@ class Capture:
                 self.module(x)
         except _StopForward:
             pass
+        except torch.OutOfMemoryError as exc:
+            raise ResponseError(
+                f"out of memory running the model on a batch of {x.shape[0]} images on "
+                f"{x.device}; lower the batch size (--batch-size)") from exc
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ResponseError(
@@ -144,14 +147,3 @@ def hooks_left(module: nn.Module) -> dict[str, int]:
             out[name] = n
     return out
 
-
-def _ensure_mapping_keys(units, layers: list[LayerRef]) -> None:
-    if isinstance(units, Mapping):
-        known = {k for ref in layers for k in (ref.label, ref.name, ref.alias) if k}
-        extra = [k for k in units if k not in known]
-        if extra:
-            from artiphys.errors import UnknownUnitError
-
-            raise UnknownUnitError(
-                f"units given for {', '.join(map(repr, extra))}, which is not a recorded "
-                "layer; add it to the layers or remove it from the units mapping")

@@ -14,6 +14,7 @@ import torch
 from artiphys.errors import ResponseError, UnknownUnitError
 
 UNIT_MODES = ("center", "all")
+_NUMPY_DTYPES = (torch.float32, torch.float64, torch.float16)
 
 
 def output_shape(output, label: str) -> tuple[int, int, int]:
@@ -120,7 +121,14 @@ class UnitSelector:
 
     def take(self, output: torch.Tensor) -> torch.Tensor:
         """The selected units of ``output`` as a new tensor ``(n, units)``, never a view, so
-        a later in-place op on ``output`` (``ReLU(inplace=True)``) cannot change it."""
+        a later in-place op on ``output`` (``ReLU(inplace=True)``) cannot change it.
+
+        Only the selected units are copied. On the CPU the copy is done by numpy: a
+        single-threaded memcpy, where torch's parallel copy of the same small slice waits
+        for a second thread (milliseconds per layer on a busy machine).
+        """
+        if output.device.type == "cpu" and output.dtype in _NUMPY_DTYPES:
+            return torch.from_numpy(self._take_numpy(output.detach().numpy()))
         n = output.shape[0]
         C, H, W = self.shape
         if not self.spatial:  # (n, C)
@@ -133,6 +141,17 @@ class UnitSelector:
             return output.reshape(n, C * H * W).clone()
         c, y, x = self._tensors(output.device)
         return output[:, c, y, x]  # advanced indexing copies
+
+    def _take_numpy(self, a: np.ndarray) -> np.ndarray:
+        n = a.shape[0]
+        C, H, W = self.shape
+        if not self.spatial:
+            return a[:, self.channel] if self.mode == "explicit" else np.array(a, order="C")
+        if self.mode == "center":
+            return np.array(a[:, :, H // 2, W // 2], order="C")
+        if self.mode == "all":
+            return np.array(a.reshape(n, C * H * W), order="C")
+        return a[:, self.channel, self.y, self.x]  # fancy indexing copies
 
     def _tensors(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         if device not in self._index:
@@ -154,3 +173,17 @@ def units_for_layer(units, ref_keys: Sequence[str]):
     raise UnknownUnitError(
         f"no units given for layer {ref_keys[0]!r}; the units mapping has "
         f"{', '.join(map(str, units))}. Add an entry for every recorded layer")
+
+
+def check_units_mapping(units, layer_keys: Sequence[Sequence[str]]) -> None:
+    """Refuse a per-layer units mapping with entries for layers that are not recorded.
+
+    ``layer_keys`` holds, per recorded layer, the names it goes by.
+    """
+    if isinstance(units, Mapping):
+        known = {k for keys in layer_keys for k in keys if k}
+        extra = [k for k in units if k not in known]
+        if extra:
+            raise UnknownUnitError(
+                f"units given for {', '.join(map(repr, extra))}, which is not a recorded "
+                "layer; add it to the layers or remove it from the units mapping")

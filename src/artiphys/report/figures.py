@@ -65,6 +65,7 @@ def grating_tuning_figures(ds: xr.Dataset) -> list[tuple[str, str, Figure]]:
         ax.axvline(float(ds["preferred_orientation_deg"].isel(unit=u)), color="0.6", lw=0.8)
         ax.set_title(f"{labels[u]}  ({ds['cell_class'].values[u]})", fontsize=8)
         ax.set_xlabel("orientation (deg)", fontsize=7)
+        ax.set_ylabel("response", fontsize=7)
         ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(show):]:
         ax.axis("off")
@@ -84,3 +85,27 @@ def grating_tuning_figures(ds: xr.Dataset) -> list[tuple[str, str, Figure]]:
                  "Modulation ratio F1/F0 at the preferred grating (> 1: simple, Skottun et al. "
                  "1991) and circular variance of orientation tuning (Ringach et al. 2002).", fig2))
     return figs
+
+
+@figure_for("apc")
+def apc_figures(ds: xr.Dataset) -> list[tuple[str, str, Figure]]:
+    """Distribution of APC fit r, and the preferred angular position x curvature of each unit."""
+    r = ds["r"].values
+    ok = np.isfinite(r)
+    fig, ax = plt.subplots(1, 2, figsize=(8, 3), constrained_layout=True)
+    ax[0].hist(r[ok], bins=20, range=(-0.2, 1), color="0.3")
+    ax[0].axvline(np.median(r[ok]) if ok.any() else 0, color="r", lw=0.8)
+    ax[0].set_xlabel("APC fit r")
+    ax[0].set_ylabel("units")
+    sc = ax[1].scatter(ds["mu_a_deg"].values[ok], ds["mu_c"].values[ok], c=r[ok], cmap="viridis",
+                       vmin=0, vmax=1, s=18)
+    ax[1].set_xlabel("preferred angular position $\\mu_a$ (deg)")
+    ax[1].set_ylabel("preferred curvature $\\mu_c$")
+    ax[1].set_xlim(-10, 350)
+    ax[1].set_ylim(-0.6, 1.1)
+    fig.colorbar(sc, ax=ax[1], label="r")
+    cv = " (cross-validated)" if int(ds.attrs.get("cross_validated", 0)) else ""
+    caption = (f"APC model fits{cv} over {int(ds.attrs.get('n_models', 0))} grid models and "
+               f"{int(ds.attrs.get('n_stimuli', 0))} shapes; {int((~ok).sum())} units without a fit "
+               "(constant responses). Red line: median r.")
+    return [("Angular position x curvature (APC) fits", caption, fig)]

@@ -45,6 +45,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
     if manifest:
         parts.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(manifest, indent=2,
                                                                          default=str)) + "</pre>")
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        parts.append("<h2>Summary</h2><pre>" + html.escape(summary_path.read_text()) + "</pre>")
     n_fig = 0
     for path, ds in _results(run_dir):
         rel = path.relative_to(run_dir)

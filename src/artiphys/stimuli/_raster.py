@@ -13,6 +13,8 @@ windows into large canvases without touching the rest.
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import maximum_filter
+from scipy.spatial import cKDTree
 
 
 def _to_subgrid(xy_px: np.ndarray, s: int) -> np.ndarray:
@@ -65,8 +67,10 @@ def fill_polygon(xy_px: np.ndarray, size_px: int, supersample: int = 1):
     ri, ei = np.nonzero(crosses)
     xa, ya, xb, yb = x0[ei], y0[ei], x1[ei], y1[ei]
     xc = xa + (rows[ri, 0] - ya) * (xb - xa) / (yb - ya)
-    # first sub-column whose centre lies strictly right of the crossing
-    col = np.clip(np.floor(xc - c0).astype(np.int64) + 1, 0, nc)
+    # toggle from the first sub-column whose centre is at or right of the crossing: like the
+    # rows (y0 <= row < y1), a pixel centre exactly on a left/top edge is inside and on a
+    # right/bottom edge outside, so abutting polygons never share or miss a pixel
+    col = np.clip(np.ceil(xc - c0).astype(np.int64), 0, nc)
     counts = np.bincount(ri * (nc + 1) + col, minlength=nr * (nc + 1)).reshape(nr, nc + 1)
     inside = (np.cumsum(counts[:, :nc], axis=1) & 1).astype(np.float32)
     return _downsample(inside, s), int(p0[1]), int(p0[0])
@@ -75,8 +79,9 @@ def fill_polygon(xy_px: np.ndarray, size_px: int, supersample: int = 1):
 def stroke_polygon(xy_px: np.ndarray, size_px: int, line_width_px: float, supersample: int = 1):
     """Coverage of the closed outline of a polygon drawn ``line_width_px`` wide.
 
-    A (sub-)pixel is on the line when its centre lies within ``line_width_px / 2`` of one
-    of the polygon's edges (round joins). Each edge only visits the sub-pixels near it.
+    A (sub-)pixel is on the line when its centre lies within ``line_width_px / 2`` of the
+    polygon's edges (round joins). Distances are to the edges resampled every 0.25
+    sub-pixel (error below 0.02 sub-pixel at the line's edge), found with a k-d tree.
 
     Returns
     -------
@@ -90,22 +95,22 @@ def stroke_polygon(xy_px: np.ndarray, size_px: int, line_width_px: float, supers
         return np.zeros((0, 0), np.float32), 0, 0
     c0, r0 = p0 * s
     nc, nr = (p1 - p0) * s
-    a = u
-    d = np.roll(u, -1, axis=0) - a
-    dd = np.maximum((d ** 2).sum(1), 1e-12)
-    mid = a + d / 2
-    reach = int(np.ceil(half + np.sqrt(dd.max()) / 2)) + 1
-    off = np.arange(-reach, reach + 1)
-    ox, oy = np.meshgrid(off, off)
-    cand = np.round(mid)[:, None, :] + np.stack([ox.ravel(), oy.ravel()], 1)[None]  # (E, K, 2)
-    rel = cand - a[:, None, :]
-    t = np.clip((rel * d[:, None, :]).sum(-1) / dd[:, None], 0.0, 1.0)
-    dist2 = ((rel - t[..., None] * d[:, None, :]) ** 2).sum(-1)
-    hit = cand[dist2 <= half * half].astype(np.int64)
-    cx, cy = hit[:, 0] - c0, hit[:, 1] - r0
-    ok = (cx >= 0) & (cx < nc) & (cy >= 0) & (cy < nr)
+    d = np.roll(u, -1, axis=0) - u
+    steps = np.maximum(1, np.ceil(np.hypot(d[:, 0], d[:, 1]) / 0.25)).astype(np.int64)
+    edge = np.repeat(np.arange(len(u)), steps)
+    t = (np.arange(len(edge)) - np.repeat(np.cumsum(steps) - steps, steps)) / steps[edge]
+    dense = u[edge] + t[:, None] * d[edge]
+    # only sub-pixels near the line need a distance: dilate the sub-pixels the line visits
+    near = np.zeros((nr, nc), bool)
+    ij = np.rint(dense - (c0, r0)).astype(np.int64)
+    ok = (ij[:, 0] >= 0) & (ij[:, 0] < nc) & (ij[:, 1] >= 0) & (ij[:, 1] < nr)
+    near[ij[ok, 1], ij[ok, 0]] = True
+    near = maximum_filter(near, size=2 * int(np.ceil(half)) + 3)
+    rows, cols = np.nonzero(near)
+    dist, _ = cKDTree(dense).query(np.stack([cols + c0, rows + r0], 1).astype(np.float64),
+                                   distance_upper_bound=half + 1.0)
     sub = np.zeros((nr, nc), np.float32)
-    sub[cy[ok], cx[ok]] = 1.0
+    sub[rows, cols] = dist <= half
     return _downsample(sub, s), int(p0[1]), int(p0[0])
 
 

@@ -21,8 +21,11 @@ Conventions
   shape the published fits used). The curvature of a cubic B-spline ripples between
   knots, so extrema are found on the curvature smoothed circularly with a Gaussian of
   ``smooth_samples`` samples and kept when their prominence exceeds ``min_prominence``
-  (normalised units); the value reported is the unsmoothed ``curvature_norm`` at that
-  sample. A shape without such extrema (the circles) gets one feature per control point.
+  (normalised units); each sits at the middle of its plateau (flat sides and arcs have
+  no single extreme point) and the value reported is the unsmoothed ``curvature_norm``
+  at that sample. A shape without such extrema (the circles) gets one feature per
+  control point. Settings chosen against the authors' feature table (see
+  :func:`compare_with_reference`): about 88% of their features are matched.
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ from artiphys.errors import StimulusError
 from artiphys.stimuli.shapes import (SAMPLES_PER_SEGMENT, _get_shape, _rotation_matrix,
                                      polygon_centroid, shape_table, spline_samples)
 
-SMOOTH_SAMPLES = 25.0
+SMOOTH_SAMPLES = 15.0
 MIN_PROMINENCE = 0.03
+PLATEAU_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -84,11 +88,16 @@ class BoundaryFeatures:
 
 def curvature_extrema(curvature_norm: np.ndarray, smooth_samples: float = SMOOTH_SAMPLES,
                       min_prominence: float = MIN_PROMINENCE,
+                      plateau_fraction: float = PLATEAU_FRACTION,
                       samples_per_segment: int = SAMPLES_PER_SEGMENT) -> np.ndarray:
     """Indices of the local maxima and minima of a closed curvature profile (sorted).
 
-    See the module doc; falls back to one index per segment start (control point) when
-    fewer than two extrema pass ``min_prominence``.
+    The profile is smoothed circularly (Gaussian, ``smooth_samples``); peaks and troughs
+    with prominence above ``min_prominence`` are kept. Each is placed at the middle of its
+    plateau: the run of samples around it within ``plateau_fraction`` x its prominence of
+    the extreme value (a flat side or an arc of constant curvature has no single
+    extreme point). Falls back to one index per segment start (control point) when fewer
+    than two extrema are found (circles).
     """
     k = np.asarray(curvature_norm, np.float64)
     n = len(k)
@@ -96,8 +105,18 @@ def curvature_extrema(curvature_norm: np.ndarray, smooth_samples: float = SMOOTH
     wrapped = np.concatenate([ks, ks, ks])  # peaks near the seam see both neighbours
     found: set[int] = set()
     for sign in (1.0, -1.0):
-        peaks, _ = find_peaks(sign * wrapped, prominence=min_prominence)
-        found.update(int(p) - n for p in peaks if n <= p < 2 * n)
+        w = sign * wrapped
+        peaks, props = find_peaks(w, prominence=min_prominence)
+        for i, prom in zip(peaks, props["prominences"]):
+            if not n <= i < 2 * n:
+                continue
+            floor = w[i] - plateau_fraction * prom
+            lo = hi = int(i)
+            while lo > i - n // 2 and w[lo - 1] >= floor:
+                lo -= 1
+            while hi < i + n // 2 and w[hi + 1] >= floor:
+                hi += 1
+            found.add(((lo + hi) // 2) % n)
     if len(found) < 2:
         return np.arange(0, n, samples_per_segment)
     return np.array(sorted(found), dtype=np.int64)
@@ -105,7 +124,7 @@ def curvature_extrema(curvature_norm: np.ndarray, smooth_samples: float = SMOOTH
 
 @functools.lru_cache(maxsize=1024)
 def boundary_features(shape_id: int, rotation: int = 0, *, smooth_samples: float = SMOOTH_SAMPLES,
-                      min_prominence: float = MIN_PROMINENCE,
+                      min_prominence: float = MIN_PROMINENCE, plateau_fraction: float = PLATEAU_FRACTION,
                       v4cnn_shape29: bool = False) -> BoundaryFeatures:
     """Angular position and curvature at every boundary sample, and the extrema.
 
@@ -113,7 +132,7 @@ def boundary_features(shape_id: int, rotation: int = 0, *, smooth_samples: float
     ----------
     shape_id, rotation : int
         Shape 0..50, rotation k (counter-clockwise k*45 deg).
-    smooth_samples, min_prominence : float
+    smooth_samples, min_prominence, plateau_fraction : float
         Extremum detection (see :func:`curvature_extrema`).
     v4cnn_shape29 : bool
         Use the v4cnn variant of shape 29 (see :func:`artiphys.stimuli.shapes.shape_library`).
@@ -121,18 +140,21 @@ def boundary_features(shape_id: int, rotation: int = 0, *, smooth_samples: float
     s = _get_shape(shape_id, v4cnn_shape29)
     if not 0 <= int(rotation) < s.n_rotations:
         raise StimulusError(f"shape {shape_id} has rotations 0..{s.n_rotations - 1}, not {rotation}")
-    rot = _rotation_matrix(int(rotation))
-    p, d1, d2 = (a @ rot.T for a in spline_samples(s.control_points, derivatives=True))
-    x, y = p.T
-    signed_area = 0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)
+    p0, d1, d2 = spline_samples(s.control_points, derivatives=True)
+    # curvature is rotation invariant: compute it unrotated so that every rotation of a
+    # shape gets bit-identical curvature (and hence the same extrema)
+    x0, y0 = p0.T
+    signed_area = 0.5 * np.sum(x0 * np.roll(y0, -1) - np.roll(x0, -1) * y0)
     # counter-clockwise traversal: cross(d1, d2) > 0 on convex parts; flip for clockwise
     kappa = (d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]) / np.hypot(d1[:, 0], d1[:, 1]) ** 3
     kappa *= np.sign(signed_area)
+    p = p0 @ _rotation_matrix(int(rotation)).T
+    x, y = p.T
     c = polygon_centroid(p)
     ang = np.mod(np.arctan2(y - c[1], x - c[0]), 2 * np.pi)
     ang[ang >= 2 * np.pi] = 0.0  # mod of a tiny negative angle rounds to 2 pi
     kn = np.tanh(kappa / 4)
-    ext = curvature_extrema(kn, smooth_samples, min_prominence)
+    ext = curvature_extrema(kn, smooth_samples, min_prominence, plateau_fraction)
     for a in (p, c, ang, kappa, kn, ext):
         a.setflags(write=False)
     return BoundaryFeatures(int(shape_id), int(rotation), p, c, ang, kappa, kn, ext)
@@ -145,6 +167,9 @@ def _rows(stimuli) -> pd.DataFrame:
     if not isinstance(params, pd.DataFrame) or not {"shape_id", "rotation"} <= set(params.columns):
         raise StimulusError("apc_features needs a shape StimulusSet or a table with columns "
                             "shape_id and rotation (e.g. make_stimuli('shapes'))")
+    if "probe" in params.columns and (params["probe"] == "rotate").any():
+        raise StimulusError("the stimuli were rotated by a probe, so the shapes' APC features do "
+                            "not describe them; compute features of the unrotated set")
     return params
 
 
@@ -159,7 +184,7 @@ def apc_features(stimuli=None, which: str = "extrema", **options) -> list[np.nda
     which : {"extrema", "dense"}
         Features at the curvature extrema (4-8 per stimulus) or at every boundary sample.
     **options
-        ``smooth_samples``, ``min_prominence``, ``v4cnn_shape29`` for
+        ``smooth_samples``, ``min_prominence``, ``plateau_fraction``, ``v4cnn_shape29`` for
         :func:`boundary_features`.
 
     Returns

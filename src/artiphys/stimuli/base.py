@@ -65,7 +65,10 @@ class StimulusSet:
         digest = hashlib.sha256(images.numpy().tobytes()).hexdigest()[:16]
 
         def render(rows: pd.DataFrame) -> torch.Tensor:
-            return images[torch.tensor(rows.index.to_numpy(), dtype=torch.long)]
+            index = rows.index.to_numpy()
+            if len(index) and (np.diff(index) == 1).all():   # consecutive rows: a view, no copy
+                return images[int(index[0]):int(index[-1]) + 1]
+            return images[torch.tensor(index, dtype=torch.long)]
 
         return cls(name, params, render, images.shape[-1],
                    {**(meta or {}), "pixels_sha256_16": digest})

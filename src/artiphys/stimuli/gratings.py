@@ -31,7 +31,7 @@ import torch
 from artiphys.errors import StimulusError
 from artiphys.stimuli.base import StimulusSet
 from artiphys.stimuli.registry import register_set
-from artiphys.stimuli.shapes import as_list
+from artiphys.stimuli._options import as_list
 
 
 def _frame(size_px: int, x_px: float | None, y_px: float | None):

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from artiphys.errors import StimulusError
 from artiphys.stimuli.base import StimulusSet
 from artiphys.stimuli.registry import make_stimuli, register_set
-from artiphys.stimuli.shapes import as_list
+from artiphys.stimuli._options import as_list
 
 CHANNELS = "rgb"
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601

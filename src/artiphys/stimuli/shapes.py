@@ -24,7 +24,7 @@ Scale conventions (``scale=``)
 ``"big_circle"`` (default): the paper's text -- ``size_px`` is the diameter of the big
 circle (shape id 1), so the big circle spans ``size_px`` pixels.
 ``"bbox_370"``: the paper's code -- ``size_px`` is the larger side of the bounding box of
-all 370 centred shapes; the big circle then spans about 0.74 ``size_px`` (about 24 px
+all 370 centred shapes; the big circle then spans about 0.76 ``size_px`` (24.3 px
 for ``size_px=32``).
 Both use one common scale for all shapes, and shapes are centred on the centroid of
 their boundary polygon (``center="centroid"``; ``"bbox"`` or ``"origin"`` are options).
@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from artiphys.errors import StimulusError
+from artiphys.stimuli._options import as_list
 from artiphys.stimuli._raster import fill_polygon, paste, stroke_polygon
 from artiphys.stimuli.base import StimulusSet
 from artiphys.stimuli.registry import register_set
@@ -326,21 +327,6 @@ def _render_rows(rows: pd.DataFrame) -> torch.Tensor:
                      outline=bool(r.outline), line_width_px=r.line_width_px,
                      supersample=int(r.supersample), center=r.center, out=gray[i])
     return torch.from_numpy(gray)[:, None].expand(-1, 3, -1, -1)
-
-
-def as_list(value, cast=float) -> list:
-    """Options that may be one value, a list, or a string ``"a;b;c"`` / ``"a,b,c"``."""
-    if value is None:
-        return [None]
-    if isinstance(value, str):
-        parts = [p for p in value.replace(";", ",").split(",") if p.strip()]
-        try:
-            return [cast(p.strip()) for p in parts]
-        except ValueError:
-            raise StimulusError(f"cannot read {value!r} as a list of numbers; use e.g. 0;45;90") from None
-    if np.ndim(value) == 0:
-        return [cast(value)]
-    return [cast(v) for v in value]
 
 
 @register_set("shapes")

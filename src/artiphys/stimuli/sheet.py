@@ -29,6 +29,8 @@ def default_labels(params: pd.DataFrame, max_columns: int = 3) -> list[str]:
             for col in ("dx_px", "dy_px"):
                 if col in params.columns and params[col].nunique() > 1:
                     lab += f" {col[:2]}{getattr(r, col):+g}"
+            if "probe_value" in params.columns and params["probe_value"].nunique() > 1:
+                lab += f" {r.probe_value}"
             out.append(lab)
         return out
     varying = [c for c in params.columns if params[c].astype(str).nunique() > 1][:max_columns]

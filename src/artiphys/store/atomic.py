@@ -91,7 +91,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj, *, indent: int = 2) -> Path:
     """Write ``obj`` as JSON (keys sorted, non-JSON values as ``str``) atomically."""
-    return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=True, default=str) + "\n")
+    text = json.dumps(obj, indent=indent, sort_keys=True, default=str) + "\n"
+    return atomic_write_text(path, text)
 
 
 def netcdf_engine() -> str:

@@ -223,6 +223,23 @@ class RunDir:
                                 "run again with --resume to complete it")
         return self.file(entry["file"])
 
+    def discard_if_empty(self) -> bool:
+        """Remove a run that has no finished chunk (manifest, index, lock, temporary files
+        and empty folders), e.g. after it failed on its first batch, so that the same
+        command can be run again without ``--resume``. Returns True when removed."""
+        if self._load_index()["chunks"]:
+            return False
+        remove_temp_files(self.path)
+        for name in (MANIFEST, INDEX, _LOCK):
+            (self.path / name).unlink(missing_ok=True)
+        for folder in sorted((p for p in self.path.rglob("*") if p.is_dir()), reverse=True):
+            if not any(folder.iterdir()):
+                folder.rmdir()
+        if self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
+        self._index = None
+        return True
+
     # -- locking ------------------------------------------------------------------------
     @contextmanager
     def lock(self) -> Iterator[None]:

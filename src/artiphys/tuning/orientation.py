@@ -97,7 +97,7 @@ def grating_tuning(responses: xr.DataArray, *, orientation: str = "orientation_d
             "circular_variance": ("unit", cv),
             "preferred_sf_cycles_per_px": ("unit", pref_sf),
             "f1_f0": ("unit", ratio),
-            "cell_class": ("unit", np.where(ratio > 1, "simple", "complex").astype(object)),
+            "cell_class": ("unit", np.where(ratio > 1, "simple", "complex")),
         },
         coords={**unit_coords, orientation: cube[orientation].values, sf: cube[sf].values},
     )

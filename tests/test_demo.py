@@ -1,0 +1,27 @@
+"""The main job of `make demo` recovers the known answers of the built-in V1 model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from artiphys.cli import main
+
+
+@pytest.mark.slow
+def test_demo_recovers_designed_tuning_and_writes_report(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(main, ["demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    layers = summary["layers"]
+    assert layers["simple"]["frac_simple"] == 1.0
+    assert layers["complex_energy"]["frac_simple"] == 0.0
+    assert layers["complex_energy"]["f1_f0_median"] < 1e-3      # exactly phase-invariant
+    for name in ("simple", "complex_energy", "complex_hw"):
+        assert layers[name]["orientation_error_deg_max"] < 0.5
+        assert 0 < layers[name]["apc_r_median"] < 1
+    assert (out / "report" / "index.html").exists()
+    assert "report:" in result.output and str(out) in result.output
