@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from artiphys.errors import ArtiphysError
 from artiphys.models.spec import Preprocessing, as_spec
