@@ -9,7 +9,20 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("ARTIPHYS_SHARED", ROOT.parent / "shared")).resolve()
+
+
+def _find_shared() -> Path:
+    """``$ARTIPHYS_SHARED``, else the first ``shared/`` beside the checkout or an ancestor
+    (a git worktree may sit deeper than ``<checkout>/..``)."""
+    if os.environ.get("ARTIPHYS_SHARED"):
+        return Path(os.environ["ARTIPHYS_SHARED"]).resolve()
+    for parent in ROOT.parents:
+        if (parent / "shared" / "data").is_dir():
+            return (parent / "shared").resolve()
+    return (ROOT.parent / "shared").resolve()
+
+
+SHARED = _find_shared()
 os.environ.setdefault("ARTIPHYS_WEIGHTS_DIR", str(SHARED / "weights"))
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))

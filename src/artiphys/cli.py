@@ -427,6 +427,118 @@ def ti_cmd(run, layers, axis, width, out):
 
 # ---- synthesis (issue 5) ---------------------------------------------------------------
 
+def _synthesis_run(out, spec, kind: str, settings: dict):
+    """A run directory for a synthesis command (manifest with model provenance)."""
+    import platform
+
+    import torch
+
+    import artiphys
+    from artiphys.store import RunDir
+
+    manifest = {"kind": kind, "artiphys_version": getattr(artiphys, "__version__", None),
+                "torch_version": torch.__version__, "python_version": platform.python_version(),
+                "command": list(sys.argv), "model": spec.provenance(), "settings": settings}
+    return RunDir.create(out, manifest, identity={"model": spec.provenance(), **settings})
+
+
+def _parse_size(text: str | None):
+    if text is None or text == "input":
+        return None
+    if text == "rf":
+        return "rf"
+    try:
+        return int(text)
+    except ValueError:
+        raise ArtiphysError(f"--size must be a number of px, 'rf' or 'input', not {text!r}") from None
+
+
+@main.command("visualize")
+@model_options
+@click.option("--layer", "layers", required=True, help="Layer name or alias (comma-separated for several).")
+@click.option("--units", "units_arg", default="0-63", show_default=True, help="Channels, e.g. 0-63 or 1,5,9.")
+@click.option("--objective", type=click.Choice(["unit", "channel", "layer"]), default="channel",
+              show_default=True, help="Centre unit, channel mean over the map, or layer mean.")
+@click.option("--param", "param_kind", type=click.Choice(["fourier", "pixel"]), default="fourier",
+              show_default=True)
+@click.option("--color", type=click.Choice(["all", "r", "g", "b", "gray"]), default="all", show_default=True)
+@click.option("--steps", type=int, default=256, show_default=True)
+@click.option("--lr", type=float, default=None, help="Learning rate (default from the recipe).")
+@click.option("--size", "size_arg", default=None, help="Image side in px, 'rf' (unit's RF) or 'input' (default).")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Units optimised together.")
+@click.option("--suppress", is_flag=True, help="Most suppressive images (negated objective).")
+@click.option("--probes/--no-probes", default=True, show_default=True,
+              help="Probe tables: zoom, rotation, colour, baselines (Bandi & Kinley).")
+@click.option("--synth-seed", type=int, default=0, show_default=True, help="Seed of the optimisation.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
+def visualize_cmd(spec, device, layers, units_arg, objective, param_kind, color, steps, lr, size_arg,
+                  batch_size, suppress, probes, synth_seed, out):
+    """Maximal images of MODEL's units: a gallery per layer, probe tables, into --out."""
+    from artiphys.models.spec import default_device
+    from artiphys.synthesis.probes import probe_responses
+    from artiphys.synthesis.render import default_recipe, render_units
+    from artiphys.synthesis.save import save_probes, save_synthesis
+
+    layer_list = parse_list(layers) or []
+    units = parse_units(units_arg) or []
+    size = _parse_size(size_arg)
+    recipe = default_recipe(param_kind, steps=steps, **({"lr": lr} if lr is not None else {}))
+    spec.module.to(default_device(device))
+    settings = {"layers": layer_list, "units": units, "objective": objective, "param": param_kind,
+                "color": color, "size": size_arg or "input", "recipe": recipe.to_dict(),
+                "batch_size": batch_size, "suppress": suppress, "seed": synth_seed}
+    run = _synthesis_run(out, spec, "synthesis", settings)
+    for layer in layer_list:
+        result = render_units(spec, layer, units, objective=objective, param=param_kind, color=color,
+                              size_px=size, recipe=recipe, batch_size=batch_size, seed=synth_seed,
+                              progress=True, negate=suppress)
+        label = result.settings["layer"]
+        files = save_synthesis(run, result, label)
+        if probes:
+            ds = probe_responses(spec, layer, result.images,
+                                 None if objective == "layer" else units)
+            files.update(save_probes(run, ds, label))
+        click.echo(f"{label}: {len(units)} images in {result.seconds:.1f} s -> "
+                   f"{run.file(files['gallery'])}")
+    run.update_manifest(finished=True)
+
+
+@main.command("top-patches")
+@model_options
+@click.option("--images", "images_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder of JPEG/PNG images (searched recursively).")
+@click.option("--layer", "layers", required=True, help="Layer name or alias (comma-separated for several).")
+@click.option("--units", "units_arg", default="0-63", show_default=True, help="Channels, e.g. 0-63.")
+@click.option("-k", "k", type=int, default=5, show_default=True, help="Images kept per unit and sign.")
+@click.option("--position", type=click.Choice(["max", "center"]), default="max", show_default=True,
+              help="Unit at the extreme of the map, or the centre unit.")
+@click.option("--n-images", type=int, default=None, help="Use a seeded random sample of this many images.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
+def top_patches_cmd(spec, device, images_dir, layers, units_arg, k, position, n_images, batch_size, out):
+    """Top-k excitatory and suppressive natural-image patches of MODEL's units, with
+    guided-backprop features (Pospisil et al. 2018, Figs. 9-12), into --out."""
+    from artiphys.models.spec import default_device
+    from artiphys.stimuli.natural import images as natural_images
+    from artiphys.synthesis.save import save_top_patches
+    from artiphys.synthesis.top_patches import top_patches
+
+    spec.module.to(default_device(device))
+    stimuli = natural_images(images_dir, n=n_images, size_px=spec.preprocessing.input_size_px)
+    units = parse_units(units_arg) or []
+    layer_list = parse_list(layers) or []
+    settings = {"layers": layer_list, "units": units, "k": k, "position": position,
+                "stimuli": stimuli.describe()}
+    run = _synthesis_run(out, spec, "top_patches", settings)
+    for layer in layer_list:
+        result = top_patches(spec, stimuli, layer, units, k, position=position,
+                             batch_size=batch_size, progress=True)
+        files = save_top_patches(run, result)
+        click.echo(f"{result.layer}: top {k} of {len(stimuli)} images for {len(units)} units -> "
+                   f"{run.file(files['table']).parent}")
+    run.update_manifest(finished=True)
+
+
 # ---- diverse sets (issue 6) ------------------------------------------------------------
 
 @main.command("diverse")

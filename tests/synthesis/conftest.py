@@ -1,5 +1,8 @@
-"""Synthesis tests run their tiny networks on one thread: on a shared 2-core machine,
-2 OpenMP threads on a 64 px image spend far longer waiting for each other than working."""
+"""Synthesis test fixtures.
+
+* Tiny networks run on one thread: on a shared 2-core machine, 2 OpenMP threads on a 64 px
+  image spend far longer waiting for each other than working.
+"""
 
 import pytest
 import torch

@@ -48,6 +48,19 @@ def test_per_image_scores_each_element_with_its_own_objective(net):
     expected = torch.stack([acts["conv2"][i, c].mean() for i, c in enumerate((5, 0, 7))])
     torch.testing.assert_close(obj(acts), expected)
     assert len(O.parts(obj)) == 3
+    neg = -obj
+    torch.testing.assert_close(neg(acts), -expected)
+    assert [p.name for p in O.parts(neg)][0] == "-channel(conv2, 5)"
+    torch.testing.assert_close((2 * obj)(acts), 2 * expected)
+    assert len(O.parts(2 * obj)) == 3
+    # the vectorised path (one gather) and the per-slice path agree
+    units = O.per_image([O.unit("conv2", c, 2, 3) for c in (5, 0, 7)])
+    torch.testing.assert_close(units(acts), acts["conv2"][[0, 1, 2], [5, 0, 7], 2, 3])
+    mixed = O.per_image([O.channel("conv2", 5), O.unit("conv2", 0), O.layer("conv2")])
+    a = acts["conv2"]
+    torch.testing.assert_close(mixed(acts), torch.stack([a[0, 5].mean(), a[1, 0, 3, 3], a[2].mean()]))
+    with pytest.raises(UnknownUnitError):
+        O.per_image([O.channel("conv2", 1), O.channel("conv2", 99), O.channel("conv2", 2)])(acts)
     with pytest.raises(ArtiphysError, match="per-image objectives"):
         obj(acts_of(net, torch.rand(2, 3, 16, 16), ["conv2"]))
 

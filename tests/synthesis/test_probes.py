@@ -5,9 +5,8 @@ import torch
 from artiphys.errors import StimulusError
 from artiphys.models.spec import as_spec
 from artiphys.synthesis.hooks import forward_to_layers
-from artiphys.synthesis.probes import (baselines, grayscale, plot_probes, probe_responses,
-                                       probe_table, probe_variants, rotate_fixed_size,
-                                       zoom_fixed_size)
+from artiphys.synthesis.probes import (baselines, plot_probes, probe_responses, probe_table,
+                                       probe_variants)
 
 from .nets import GaborCell, TinyNet, gabor_kernel, hooks_left
 
@@ -18,23 +17,17 @@ def grating(size, sf, ori_deg):
     return k.expand(1, 3, -1, -1).clone()
 
 
-def test_zoom_and_rotation_keep_size_and_known_values():
-    img = torch.rand(2, 3, 16, 16)
-    assert torch.equal(zoom_fixed_size(img, 1.0), img)
-    assert zoom_fixed_size(img, 2.0).shape == img.shape
-    out = zoom_fixed_size(img, 0.5)
-    assert out.shape == img.shape and torch.all(out[..., 0, :] == 0.5)  # gray padding
-    torch.testing.assert_close(rotate_fixed_size(img, 360.0), img)
-    r90 = rotate_fixed_size(img, 90.0)
-    torch.testing.assert_close(r90, torch.rot90(img, 1, dims=(-2, -1)), atol=1e-5, rtol=0)
-    g = grayscale(img)
-    assert torch.equal(g[:, 0], g[:, 2])
-
-
 def test_variant_table_and_colours():
     img = torch.rand(1, 3, 8, 8)
-    v, table = probe_variants(img, zooms=(1.0, 2.0), rotations_deg=(0.0, 90.0))
+    v, table = probe_variants(img, zooms=(0.5, 1.0, 2.0), rotations_deg=(0.0, 90.0))
     assert v.shape[:2] == (1, len(table))
+    assert torch.equal(v[0, 0], img[0])
+    zoom_out = v[0, table.index[(table.family == "zoom") & (table.value == "0.5")][0]]
+    assert torch.all(zoom_out[:, 0] == 0.5)  # mid-gray padding
+    r90 = v[0, table.index[(table.family == "rotation") & (table.value == "90")][0]]
+    torch.testing.assert_close(r90, torch.rot90(img[0], 1, dims=(-2, -1)), atol=1e-5, rtol=0)
+    gray = v[0, table.index[table.value == "gray"][0]]
+    assert torch.equal(gray[0], gray[2])
     only_g = v[0, table.index[(table.value == "only_g")][0]]
     assert torch.count_nonzero(only_g[[0, 2]]) == 0
     swap = v[0, table.index[(table.value == "swap_bgr")][0]]

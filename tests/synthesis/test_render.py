@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from artiphys.errors import ArtiphysError
 from artiphys.models.spec import Preprocessing, as_spec
@@ -37,4 +36,5 @@ def test_negated_render_suppresses():
     down = render_units(spec, "conv", [0], param="pixel", negate=True,
                         recipe=yosinski_recipe(steps=10))
     assert up.final[0] > 0 and down.final[0] > 0  # final = the (negated) objective
+    assert down.objectives == ["-channel(conv, 0)"]
     assert np.isfinite(up.trace).all()

@@ -3,11 +3,10 @@ import pytest
 import torch
 from PIL import Image
 
-from artiphys.errors import StimulusError
 from artiphys.models.spec import Preprocessing, as_spec
 from artiphys.stimuli.base import StimulusSet
-from artiphys.synthesis.geometry import unit_geometry
-from artiphys.synthesis.top_patches import (crop_box, guided_backprop, image_folder,
+from artiphys.synthesis.geometry import measured_geometry, unit_geometry
+from artiphys.synthesis.top_patches import (crop_box, guided_backprop,
                                             plot_top_patches, stream_top_k, top_patches)
 
 from .nets import GaborCell, TinyNet, gabor_kernel, hooks_left
@@ -27,21 +26,13 @@ def grating_folder(tmp_path_factory):
     return d
 
 
-def test_image_folder_loads_squares(grating_folder):
-    s = image_folder(grating_folder, 32)
-    assert len(s) == 7 and s.images(0, 2).shape == (2, 3, 32, 32)
-    assert list(s.params["name"])[-1] == "z_gray.png"
-    with pytest.raises(StimulusError):
-        image_folder(grating_folder / "nope")
-
-
 def test_oriented_cell_top_image_is_its_grating(grating_folder):
     spec = as_spec(GaborCell(0.125, 60.0), Preprocessing(input_size_px=48))
     res = top_patches(spec, grating_folder, "relu", [0], k=3, batch_size=2)
     exc = res.table[(res.table.sign == "excitatory")].sort_values("rank")
-    assert exc.iloc[0]["name"] == "g2_060.png"
+    assert exc.iloc[0]["file"] == "g2_060"
     sup = res.table[(res.table.sign == "suppressive")]
-    assert "g2_060.png" not in set(sup["name"])
+    assert "g2_060" not in set(sup["file"])
     assert np.all(sup["response"] <= exc["response"].min())
     assert res.patches.shape == (1, 2, 3, 3, 21, 21)
     assert res.features.shape == res.patches.shape
@@ -82,6 +73,9 @@ def test_guided_feature_is_restricted_to_the_unit_rf():
     spec = as_spec(model, Preprocessing(input_size_px=24))
     geo = unit_geometry(spec, "relu2")
     assert (geo.rf_size_px, geo.stride_px) == (7, 2)
+    measured = measured_geometry(spec, "relu2")
+    assert (measured.rf_size_px, measured.stride_px) == (7, 2)
+    assert geo.box(3, 4) == measured.box(3, 4) == (3, 5, 7)
     torch.manual_seed(1)
     imgs = torch.rand(2, 3, 24, 24)
     with torch.no_grad():
@@ -125,3 +119,15 @@ def test_plot(grating_folder, tmp_path):
     fig = plot_top_patches(res, 0)
     fig.savefig(tmp_path / "t.png")
     assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_guided_hooks_removed_on_error():
+    from artiphys.errors import UnknownLayerError
+
+    model = TinyNet().eval()
+    spec = as_spec(model, Preprocessing(input_size_px=16))
+    with pytest.raises(UnknownLayerError):
+        guided_backprop(spec, torch.rand(1, 3, 16, 16), "conv9", [0], [(0, 0)])
+    with pytest.raises(IndexError):
+        guided_backprop(spec, torch.rand(1, 3, 16, 16), "relu2", [0], [(99, 0)])
+    assert hooks_left(model) == []

@@ -4,12 +4,13 @@ For each image (synthesised for one channel, or for a whole layer) measure the m
 the mean activation of that channel's map (or of the whole layer) to:
 
 * the image itself;
-* the image zoomed by several factors at a fixed image size (zoom in: enlarge and crop
-  the centre; zoom out: shrink and pad with mid-gray);
+* the image zoomed by several factors at a fixed image size (zoom out pads with mid-gray);
 * the image rotated about its centre (corners filled with mid-gray);
 * colour variants: each channel isolated (others set to 0), every channel permutation
   (swaps), and grayscale (ITU-R 601 luma copied to R, G, B);
 * baselines shared by all units: Gaussian noise around mid-gray, all white, all mid-gray.
+
+The image transforms are those of :mod:`artiphys.stimuli.probes`.
 
 :func:`probe_images` returns the variants with a parameter table, :func:`probe_responses`
 an ``xarray.Dataset`` with dims ``("unit", "probe")`` (data ``max`` and ``mean``; probe
@@ -25,62 +26,24 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 import xarray as xr
 
 from artiphys.errors import StimulusError
 from artiphys.models.layers import resolve_layer
 from artiphys.models.spec import ModelSpec, as_spec
+from artiphys.stimuli import probes as sp
+from artiphys.stimuli.probes import baseline_images
 from artiphys.synthesis.hooks import forward_to_layers
-from artiphys.synthesis.transforms import rotate_images
 
 ZOOMS = (0.5, 0.75, 1.0, 1.5, 2.0)
 ROTATIONS_DEG = (0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0)
-LUMA = (0.299, 0.587, 0.114)
+FILL = 0.5  # mid-gray where zoom-out or rotation brings in area from outside the image
 
 
-def zoom_fixed_size(images: torch.Tensor, factor: float, fill: float = 0.5) -> torch.Tensor:
-    """Zoom ``(n, 3, H, W)`` images by ``factor`` about the centre, keeping the size."""
-    h, w = images.shape[-2:]
-    if factor == 1.0:
-        return images.clone()
-    nh, nw = max(1, round(h * factor)), max(1, round(w * factor))
-    z = F.interpolate(images, size=(nh, nw), mode="bilinear", align_corners=False,
-                      antialias=factor < 1)
-    if factor > 1:
-        top, left = (nh - h) // 2, (nw - w) // 2
-        return z[..., top:top + h, left:left + w]
-    out = torch.full_like(images, fill)
-    top, left = (h - nh) // 2, (w - nw) // 2
-    out[..., top:top + nh, left:left + nw] = z
-    return out
-
-
-def rotate_fixed_size(images: torch.Tensor, angle_deg: float, fill: float = 0.5) -> torch.Tensor:
-    """Rotate counter-clockwise by ``angle_deg``; corners that come from outside are ``fill``."""
-    if angle_deg % 360 == 0:
-        return images.clone()
-    return rotate_images(images - fill, angle_deg, fill="zeros") + fill
-
-
-def isolate_channel(images: torch.Tensor, channel: int) -> torch.Tensor:
-    out = torch.zeros_like(images)
-    out[:, channel] = images[:, channel]
-    return out
-
-
-def grayscale(images: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor(LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
-    return (images * w).sum(1, keepdim=True).expand(-1, 3, -1, -1).contiguous()
-
-
-def baselines(size_px: int, seed: int = 0, noise_sd: float = 0.15) -> tuple[torch.Tensor, list]:
-    """Noise (N(0.5, noise_sd) clipped to [0, 1]), white and mid-gray images."""
-    g = torch.Generator().manual_seed(seed)
-    noise = (0.5 + noise_sd * torch.randn(1, 3, size_px, size_px, generator=g)).clamp(0, 1)
-    white = torch.ones(1, 3, size_px, size_px)
-    gray = torch.full((1, 3, size_px, size_px), 0.5)
-    return torch.cat([noise, white, gray]), ["noise", "white", "gray"]
+def baselines(size_px: int, seed: int = 0) -> tuple[torch.Tensor, list]:
+    """Noise, white and mid-gray images (:func:`artiphys.stimuli.probes.baseline_images`)."""
+    names = ["noise", "white", "gray"]
+    return torch.cat([baseline_images(k, 1, size_px, seed) for k in names]), names
 
 
 def probe_variants(image: torch.Tensor, zooms: Sequence[float] = ZOOMS,
@@ -91,21 +54,21 @@ def probe_variants(image: torch.Tensor, zooms: Sequence[float] = ZOOMS,
         raise StimulusError(f"expected images (n, 3, H, W), got {tuple(image.shape)}")
     out, rows = [image.clone()], [("original", "1")]
     for z in zooms:
-        out.append(zoom_fixed_size(image, float(z)))
+        out.append(image.clone() if float(z) == 1.0 else sp.zoom(image, float(z), fill=FILL))
         rows.append(("zoom", f"{float(z):g}"))
     for a in rotations_deg:
-        out.append(rotate_fixed_size(image, float(a)))
+        out.append(image.clone() if float(a) % 360 == 0 else sp.rotate(image, float(a), fill=FILL))
         rows.append(("rotation", f"{float(a):g}"))
     if colors:
-        for c, name in enumerate("rgb"):
-            out.append(isolate_channel(image, c))
+        for name in "rgb":
+            out.append(sp.keep_channel(image, name))
             rows.append(("color", f"only_{name}"))
-        for perm in itertools.permutations(range(3)):
-            if perm == (0, 1, 2):
+        for perm in itertools.permutations("rgb"):
+            if perm == ("r", "g", "b"):
                 continue
-            out.append(image[:, list(perm)])
-            rows.append(("color", "swap_" + "".join("rgb"[i] for i in perm)))
-        out.append(grayscale(image))
+            out.append(sp.permute_channels(image, "".join(perm)))
+            rows.append(("color", "swap_" + "".join(perm)))
+        out.append(sp.grayscale(image))
         rows.append(("color", "gray"))
     table = pd.DataFrame(rows, columns=["family", "value"])
     return torch.stack(out, dim=1), table
@@ -209,7 +172,9 @@ def plot_probes(ds: xr.Dataset, unit: int | None = None, title: str | None = Non
     idx_bar = np.flatnonzero(np.isin(sel["family"].values, ["original", "color", "baseline"]))
     mx, sx, labels = stat("max", idx_bar)
     mn, sn, _ = stat("mean", idx_bar)
-    labels = [("image" if lab == "1" else lab) for lab in labels]
+    fams = sel["family"].values[idx_bar]
+    labels = ["image" if f == "original" else f"{lab} (baseline)" if f == "baseline" else lab
+              for f, lab in zip(fams, labels)]
     xs = np.arange(len(idx_bar))
     axes[0].bar(xs - 0.2, mx, 0.4, yerr=sx if unit is None else None, label="max")
     axes[0].bar(xs + 0.2, mn, 0.4, yerr=sn if unit is None else None, label="mean")

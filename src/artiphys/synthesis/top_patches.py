@@ -13,6 +13,11 @@ backpropagation feature (Springenberg et al. 2015; a variant of the Zeiler & Fer
 deconvnet used by Pospisil et al.): the gradient of that one unit's activation with
 respect to the input, with negative gradients stopped at every ``nn.ReLU``, cropped to
 the same box.
+
+On a rectified layer (a ReLU, a SqueezeNet fire module) nearly every image drives some
+unit of the map to exactly 0, so the "most suppressive" list is a tie at 0. Read the
+layer's linear sublayer instead for suppression, as Pospisil et al. do for conv
+sublayers (e.g. ``features.7.expand1x1`` for channels 0-63 of SqueezeNet's fire5).
 """
 
 from __future__ import annotations
@@ -26,54 +31,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from artiphys.errors import ArtiphysError, StimulusError
+from artiphys.errors import ArtiphysError
 from artiphys.models.layers import resolve_layer
 from artiphys.models.spec import ModelSpec, as_spec
 from artiphys.stimuli.base import StimulusSet, to_model_input
+from artiphys.stimuli.natural import images as natural_images
 from artiphys.synthesis.geometry import UnitGeometry, unit_geometry
 from artiphys.synthesis.hooks import forward_to_layers
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SIGNS = ("excitatory", "suppressive")
-
-
-# ---- a minimal image-folder loader (replaced by artiphys.stimuli.natural once merged) ---
-
-def image_folder(path: str | Path, size_px: int = 224, limit: int | None = None) -> StimulusSet:
-    """Images of a folder (sorted by name) as a StimulusSet: RGB, shorter side resized to
-    ``size_px`` then centre-cropped to a square, in [0, 1]; ``params`` has ``path``."""
-    from PIL import Image
-
-    folder = Path(path)
-    if not folder.is_dir():
-        raise StimulusError(f"image folder {str(folder)!r} does not exist; give a folder of "
-                            "JPEG/PNG images")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if limit is not None:
-        files = files[:limit]
-    if not files:
-        raise StimulusError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(folder)!r}")
-    params = pd.DataFrame({"path": [str(f) for f in files],
-                           "name": [f.name for f in files]})
-
-    def load(p: str) -> torch.Tensor:
-        with Image.open(p) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            s = size_px / min(w, h)
-            im = im.resize((max(size_px, round(w * s)), max(size_px, round(h * s))),
-                           Image.BILINEAR)
-            w, h = im.size
-            left, top = (w - size_px) // 2, (h - size_px) // 2
-            im = im.crop((left, top, left + size_px, top + size_px))
-            a = np.asarray(im, dtype=np.float32) / 255.0
-        return torch.from_numpy(a).permute(2, 0, 1)
-
-    def render(rows: pd.DataFrame) -> torch.Tensor:
-        return torch.stack([load(p) for p in rows["path"]])
-
-    return StimulusSet(f"images:{folder}", params, render, size_px,
-                       {"folder": str(folder), "n_files": len(files), "resize": "short-side+center-crop"})
 
 
 # ---- result -----------------------------------------------------------------------------
@@ -86,7 +52,8 @@ class TopPatches:
     ----------
     table : DataFrame
         One row per (unit, sign, rank): ``unit, sign, rank, stimulus, response, y, x,
-        top_px, left_px, size_px`` and every stimulus parameter (e.g. ``path``).
+        top_px, left_px, crop_px`` (the RF box, input pixels) and every stimulus
+        parameter (e.g. ``path``).
     patches : ndarray ``(units, 2, k, 3, rf, rf)`` float32
         RF crops in [0, 1] (padding = the normalisation mean); sign 0 excitatory.
     features : ndarray ``(units, 2, k, 3, rf, rf)`` float32
@@ -234,7 +201,8 @@ def top_patches(model: ModelSpec | nn.Module, stimuli: StimulusSet | str | Path,
     Parameters
     ----------
     stimuli : StimulusSet or folder path
-        A folder is read with :func:`image_folder` at the model's input size.
+        A folder is read with :func:`artiphys.stimuli.natural.images` at the model's
+        input size (shorter side resized, centre crop).
     layer : str, LayerRef or module
     units : sequence of int
         Channels of ``layer``.
@@ -245,7 +213,7 @@ def top_patches(model: ModelSpec | nn.Module, stimuli: StimulusSet | str | Path,
     ref = resolve_layer(spec, layer)
     size = spec.preprocessing.input_size_px
     if not isinstance(stimuli, StimulusSet):
-        stimuli = image_folder(stimuli, size)
+        stimuli = natural_images(stimuli, size_px=size)
     units = [int(u) for u in units]
     vals, idx, pos = stream_top_k(spec, stimuli, layer, units, k, position=position,
                                   batch_size=batch_size, progress=progress)
@@ -268,12 +236,12 @@ def top_patches(model: ModelSpec | nn.Module, stimuli: StimulusSet | str | Path,
         for j in range(len(flat_idx)):
             s, r = divmod(j, kk)
             y, x = (int(v) for v in flat_pos[j])
-            top, left, side = geo.box(y, x)
+            top, left, side = geo.box(y, x, c)
             patches[u, s, r] = crop_box(imgs[j:j + 1], top, left, side, fill=mean)[0].numpy()
             features[u, s, r] = crop_box(grads[j:j + 1], top, left, side, fill=0.0)[0].numpy()
             rows.append({"unit": c, "sign": SIGNS[s], "rank": r, "stimulus": int(flat_idx[j]),
                          "response": float(vals[s, u, r]), "y": y, "x": x,
-                         "top_px": top, "left_px": left, "size_px": side})
+                         "top_px": top, "left_px": left, "crop_px": side})
     table = pd.DataFrame(rows)
     table = table.join(stimuli.params, on="stimulus")
     settings = {"layer": ref.label, "units": units, "k": k, "position": position,
