@@ -95,3 +95,23 @@ def test_out_of_memory_says_lower_the_batch_size():
     with pytest.raises(ArtiphysError, match="--batch-size"):
         record(spec, imgs(), ["conv", "tail"])
     assert hooks_left(spec.module) == {}
+
+
+def test_forward_to_layers_keeps_conv_output_from_a_later_inplace_relu():
+    """torchvision AlexNet's relu1 is in place: a captured conv1 output must stay pre-ReLU
+    when the forward pass goes on to a deeper requested layer."""
+    import torchvision
+
+    from artiphys.models.spec import as_spec
+    from artiphys.recording.hooks import forward_to_layers, hooks_left
+
+    torch.manual_seed(0)
+    model = torchvision.models.alexnet().eval()
+    x = torch.randn(1, 3, 224, 224, requires_grad=True)
+    acts = forward_to_layers(as_spec(model), x, ["features.0", "features.3"])
+    with torch.no_grad():
+        direct = model.features[0](x)
+    assert acts["features.0"].min() < 0
+    torch.testing.assert_close(acts["features.0"], direct)
+    acts["features.0"].sum().backward()        # still differentiable
+    assert x.grad is not None and not any(hooks_left(model).values())

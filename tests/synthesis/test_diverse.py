@@ -42,7 +42,7 @@ from artiphys.synthesis.diverse import (
     save_diverse,
     texture_window,
 )
-from artiphys.synthesis.hooks import forward_to_layers
+from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.priors import SpectralGaussianPrior, as_prior
 
 S = 17

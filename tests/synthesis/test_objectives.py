@@ -3,7 +3,7 @@ import torch
 
 from artiphys.errors import ArtiphysError, UnknownLayerError, UnknownUnitError
 from artiphys.synthesis import objectives as O
-from artiphys.synthesis.hooks import forward_to_layers
+from artiphys.recording.hooks import forward_to_layers
 
 from .nets import TinyNet, hooks_left
 

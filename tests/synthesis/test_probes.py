@@ -4,7 +4,7 @@ import torch
 
 from artiphys.errors import StimulusError
 from artiphys.models.spec import as_spec
-from artiphys.synthesis.hooks import forward_to_layers
+from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.probes import (baselines, plot_probes, probe_responses, probe_table,
                                        probe_variants)
 

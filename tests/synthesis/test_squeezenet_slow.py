@@ -10,7 +10,7 @@ import torch
 from artiphys.models.registry import load_model
 from artiphys.stimuli.base import to_model_input
 from artiphys.stimuli.natural import images as natural_images
-from artiphys.synthesis.hooks import forward_to_layers
+from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.render import fourier_recipe, render_units
 from artiphys.synthesis.top_patches import top_patches
 

@@ -1,19 +1,23 @@
-"""Forward hooks that copy the requested units of each layer and stop the forward early.
+"""Forward hooks that capture layer outputs and stop the forward pass early.
 
-Internal: the public entry points are in :mod:`artiphys.recording.record`. Hooks are
-registered when a :class:`Capture` is entered and removed when it exits, whatever happens
-(captum's ``_utils/gradient.py`` pattern).
+:func:`forward_to_layers` is the one primitive every stage uses to read whole layer
+outputs (with gradients, for synthesis and geometry); :class:`Capture` copies only the
+requested units for batched recording (the entry points are in
+:mod:`artiphys.recording.record`). Hooks are registered in ``try`` and removed in
+``finally``, whatever happens (captum's ``_utils/gradient.py`` pattern).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from artiphys.errors import ArtiphysError, ResponseError
-from artiphys.models.layers import LayerRef
+from artiphys.errors import ArtiphysError, ResponseError, UnknownLayerError
+from artiphys.models.layers import LayerRef, resolve_layer
+from artiphys.models.spec import ModelSpec, as_spec
 from artiphys.recording.units import UnitSelector, output_shape, units_for_layer
 
 
@@ -147,3 +151,72 @@ def hooks_left(module: nn.Module) -> dict[str, int]:
             out[name] = n
     return out
 
+
+def forward_to_layers(model: ModelSpec | nn.Module, inputs: torch.Tensor, layers: Sequence,
+                      *, stop: bool = True) -> dict:
+    """Run ``model`` on ``inputs`` (already normalised) and return ``{key: output}``.
+
+    Parameters
+    ----------
+    model : ModelSpec or nn.Module
+    inputs : Tensor ``(n, 3, H, W)``
+        Model input (gradients flow through when it requires grad).
+    layers : sequence
+        Layer keys (module path, alias, LayerRef or module); the returned dict uses them.
+    stop : bool
+        Stop the forward pass as soon as every layer has been captured.
+
+    Notes
+    -----
+    Outputs are cloned when the forward pass goes on past them, so later in-place
+    operations cannot change what was captured. A module called more than once in a forward pass (a shared ``nn.ReLU``) is captured at
+    its first call; address the call you mean through a module that is not shared.
+
+    Raises
+    ------
+    UnknownLayerError
+        When a layer does not exist, or exists but was not called by the forward pass.
+    """
+    spec = as_spec(model)
+    keys = list(dict.fromkeys(layers))
+    by_module: dict[nn.Module, list] = {}
+    for key in keys:
+        by_module.setdefault(resolve_layer(spec, key).module, []).append(key)
+    captured: dict = {}
+    done: set[int] = set()
+    handles = []
+
+    def make_hook(module_keys):
+        def hook(module, _inp, out):
+            if id(module) in done:  # a shared module called again: keep its first output
+                return None
+            done.add(id(module))
+            if isinstance(out, (tuple, list)):
+                out = out[0]
+            last = stop and len(done) == len(by_module)
+            # A later in-place op (torchvision's ReLU(inplace=True)) would overwrite a kept
+            # reference; clone unless the forward pass ends right here. Differentiable.
+            kept = out if last else out.clone()
+            for k in module_keys:
+                captured[k] = kept
+            if last:
+                raise _StopForward
+            return None
+        return hook
+
+    try:
+        for module, module_keys in by_module.items():
+            handles.append(module.register_forward_hook(make_hook(module_keys)))
+        try:
+            spec.module(inputs)
+        except _StopForward:
+            pass
+    finally:
+        for h in handles:
+            h.remove()
+    missing = [k for k in keys if k not in captured]
+    if missing:
+        raise UnknownLayerError(
+            f"layer(s) {', '.join(map(str, missing))} produced no output in the forward pass; "
+            "pick a module the model actually calls (see `artiphys layers MODEL`)")
+    return captured

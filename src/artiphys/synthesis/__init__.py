@@ -15,7 +15,7 @@
 """
 
 from artiphys.synthesis import objectives
-from artiphys.synthesis.hooks import forward_to_layers
+from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.optimize import Stopper, SynthesisResult, Tracker, evaluate, optimize
 from artiphys.synthesis.param import ImageParam, fourier, make_param, pixel
 from artiphys.synthesis.probes import plot_probes, probe_responses, probe_table

@@ -78,7 +78,7 @@ import xarray as xr
 from artiphys.errors import ArtiphysError, UnknownUnitError
 from artiphys.models.layers import resolve_layer
 from artiphys.models.spec import ModelSpec, as_spec
-from artiphys.synthesis.hooks import forward_to_layers
+from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.objectives import Objective
 from artiphys.synthesis.optimize import Stopper, optimize
 from artiphys.synthesis.param import ImageParam

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from artiphys.models.spec import ModelSpec, as_spec
-from artiphys.synthesis.hooks import forward_to_layers
+from artiphys.recording.hooks import forward_to_layers
 
 
 @dataclass(frozen=True)

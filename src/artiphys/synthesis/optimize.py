@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from artiphys.errors import ArtiphysError
 from artiphys.models.spec import ModelSpec, as_spec
-from artiphys.synthesis.hooks import forward_to_layers
+from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.objectives import Objective, parts
 from artiphys.synthesis.param import ImageParam
 from artiphys.synthesis.transforms import identity

@@ -33,7 +33,7 @@ from artiphys.models.layers import resolve_layer
 from artiphys.models.spec import ModelSpec, as_spec
 from artiphys.stimuli import probes as sp
 from artiphys.stimuli.probes import baseline_images
-from artiphys.synthesis.hooks import forward_to_layers
+from artiphys.recording.hooks import forward_to_layers
 
 ZOOMS = (0.5, 0.75, 1.0, 1.5, 2.0)
 ROTATIONS_DEG = (0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0)

@@ -37,7 +37,7 @@ from artiphys.models.spec import ModelSpec, as_spec
 from artiphys.stimuli.base import StimulusSet, to_model_input
 from artiphys.stimuli.natural import images as natural_images
 from artiphys.synthesis.geometry import UnitGeometry, unit_geometry
-from artiphys.synthesis.hooks import forward_to_layers
+from artiphys.recording.hooks import forward_to_layers
 
 SIGNS = ("excitatory", "suppressive")
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 import xarray as xr
 
 from artiphys.errors import ResponseError, StimulusError
+from artiphys.recording.hooks import forward_to_layers
 from artiphys.tuning._arrays import FLAG_ATTRS, FLAG_CONSTANT, FLAG_NONFINITE
 
 FLAG_FEW_POSITIONS = FLAG_CONSTANT  # TI undefined: fewer than 3 in-RF positions
@@ -166,35 +167,14 @@ def ti_agreement(ti_x: xr.Dataset | xr.DataArray, ti_y: xr.Dataset | xr.DataArra
 
 # ---- responses to the sweep ------------------------------------------------------------
 
-class _Stop(BaseException):
-    """Raised by a hook to end the forward pass at the layer (BaseException, so a model's
-    own ``except Exception`` cannot swallow it)."""
-
-
 class _OutOfMap(Exception):
     """A unit to read lies this many units outside the layer's output map."""
 
 
 def _layer_output(module: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Output of ``layer`` for input ``x``; the forward pass stops there. Hook removed."""
-    box = {}
-
-    def hook(_m, _inp, out):
-        box["out"] = out.detach()
-        raise _Stop
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            module(x)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-    if "out" not in box:
-        raise ResponseError("the layer produced no output during the forward pass; is it "
-                            "part of the model's forward path?")
-    return box["out"]
+    with torch.no_grad():
+        return forward_to_layers(module, x, [layer])[layer].detach()
 
 
 def _shift(images: torch.Tensor, d: int, axis: str, fill: torch.Tensor) -> torch.Tensor:
@@ -254,23 +234,9 @@ def _rf_margins_px(module, layer, size: int, yx, device) -> tuple[int, int]:
     """
     g = torch.Generator().manual_seed(1)
     x = torch.randn((3, 3, size, size), generator=g).to(device).requires_grad_(True)
-    box = {}
-
-    def hook(_m, _inp, out):
-        box["out"] = out
-        raise _Stop
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            try:
-                module(x)
-            except _Stop:
-                pass
-            out = box["out"]
-            (grad,) = torch.autograd.grad(out[:, :, yx[0], yx[1]].abs().sum(), x)
-    finally:
-        handle.remove()
+    with torch.enable_grad():
+        out = forward_to_layers(module, x, [layer])[layer]
+        (grad,) = torch.autograd.grad(out[:, :, yx[0], yx[1]].abs().sum(), x)
     margins = []
     for axis_dims in ((0, 1, 3), (0, 1, 2)):  # rows, then columns
         idx = torch.nonzero(grad.abs().sum(dim=axis_dims) > 0).flatten()
