@@ -182,19 +182,27 @@ class _Battery:
         self.predictions = (apc_predictions(apc_features(self.standard), device=device)
                             if "apc" in tests else None)
 
-    def _record(self, spec, layer, stimuli) -> xr.Dataset:
+    def _responses(self, condition: str, spec, layers: list[str]) -> dict:
+        """``{layer: {set name: responses}}``; every layer still missing from the store is
+        recorded in one forward pass per stimulus set."""
         from artiphys.recording import record
 
-        da = record(spec, stimuli, [layer], units="center", batch_size=self.batch_size,
-                    device=self.device)[_label(spec, layer)]
-        return da.rename("responses").to_dataset()
+        get, store = self.store.get_or_make, self.store
+        resp: dict = {layer: {} for layer in layers}
+        for name, stim in self.sets.items():
+            key = f"responses_{name}"
+            missing = [la for la in layers
+                       if not (store.resume and store.path(condition, la, key).exists())]
+            fresh = (record(spec, stim, missing, units="center", batch_size=self.batch_size,
+                            device=self.device) if missing else {})
+            for la in layers:
+                resp[la][name] = get(condition, la, key, lambda la=la: fresh[_label(spec, la)]
+                                     .rename("responses").to_dataset())["responses"]
+        return resp
 
     def run(self, condition: str, spec, layers: list[str], summary: dict) -> None:
         """Every analysis of every layer; the APC fit of all layers in one call."""
-        get = self.store.get_or_make
-        resp = {layer: {name: get(condition, layer, f"responses_{name}",
-                                  lambda st=stim, la=layer: self._record(spec, la, st))["responses"]
-                        for name, stim in self.sets.items()} for layer in layers}
+        resp = self._responses(condition, spec, layers)
         sparse = {}
         for layer in layers:
             rows = summary.setdefault(layer, {})
