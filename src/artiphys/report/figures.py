@@ -7,7 +7,9 @@ report calls every maker whose analysis name matches a stored result.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 import matplotlib
 
@@ -29,6 +31,11 @@ def figure_for(analysis: str):
         return fn
 
     return deco
+
+
+def has_figures(analysis: str) -> bool:
+    """Whether a figure maker is registered for this kind of result."""
+    return analysis in _MAKERS
 
 
 def figures_for(ds: xr.Dataset) -> list[tuple[str, str, Figure]]:
@@ -113,3 +120,79 @@ def apc_figures(ds: xr.Dataset) -> list[tuple[str, str, Figure]]:
 
 # Makers defined in other modules register themselves on import.
 from artiphys.report import diverse_figures  # noqa: E402,F401
+
+
+# ---- run-level figures (drawn from summary.json and several stored results) -------------
+
+RunMaker = Callable[[Path, dict], list[tuple[str, str, Figure]]]
+_RUN_MAKERS: list[RunMaker] = []
+
+
+def run_figure(fn: RunMaker) -> RunMaker:
+    """Decorator: register a maker of figures over a whole run (``fn(run_dir, summary)``)."""
+    _RUN_MAKERS.append(fn)
+    return fn
+
+
+def run_figures(run_dir: Path, summary: dict) -> list[tuple[str, str, Figure]]:
+    """Every run-level figure that applies to this run."""
+    return [fig for maker in _RUN_MAKERS for fig in maker(run_dir, summary)]
+
+
+def _file_label(label: str) -> str:
+    """The file-name form of a layer label used by ``characterize``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
+
+
+def _ecdf(ax, values, **kw) -> None:
+    v = np.sort(np.asarray(values, float)[np.isfinite(values)])
+    if v.size:
+        ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", **kw)
+
+
+@run_figure
+def characterize_figures(run_dir: Path, summary: dict) -> list[tuple[str, str, Figure]]:
+    """Pospisil et al. (2018)-style overview of a ``characterize`` run."""
+    layers = summary.get("layers")
+    if "tests" not in summary or not isinstance(layers, dict) or not layers:
+        return []
+    names = list(layers)
+    conditions = list(dict.fromkeys(c for la in names for c in layers[la]))
+    metrics = [("apc_r_median", "median APC r"), ("ti_median", "median TI"),
+               ("sparsity_median", "median lifetime sparseness")]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
+    x = np.arange(len(names))
+    for ax, (key, label) in zip(axes, metrics):
+        for cond in conditions:
+            y = np.array([layers[la].get(cond, {}).get(key) for la in names], dtype=float)
+            if np.isfinite(y).any():
+                ax.plot(x, y, "o-", ms=3, label=cond)
+        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7)
+    figs = [("Shape tuning and translation invariance across layers",
+             "Per-layer medians over units for the trained network and its controls "
+             "(untrained: random init; weight-shuffled: each layer's weights permuted; "
+             "shuffle: responses permuted across stimuli). Compare Pospisil et al. (2018) "
+             "Figs. 5 and 7.", fig)]
+
+    depth = plt.get_cmap("copper_r")
+    for analysis, var, label in (("apc", "r", "APC fit r"), ("ti", "ti", "TI")):
+        fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
+        drawn = 0
+        for i, la in enumerate(names):
+            path = run_dir / "trained" / f"{_file_label(la)}.{analysis}.nc"
+            if path.exists():
+                with xr.open_dataset(path) as ds:
+                    _ecdf(ax, ds[var].values, color=depth(i / max(1, len(names) - 1)), label=la)
+                drawn += 1
+        if not drawn:
+            plt.close(fig)
+            continue
+        ax.set_xlabel(label)
+        ax.set_ylabel("cumulative fraction of units")
+        ax.legend(fontsize=6, ncol=2)
+        figs.append((f"Cumulative distributions of {label} by layer",
+                     f"Trained network, one curve per layer (darker = deeper); compare Pospisil "
+                     f"et al. (2018) Fig. {5 if analysis == 'apc' else 7}.", fig))
+    return figs

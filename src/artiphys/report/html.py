@@ -14,24 +14,29 @@ import matplotlib.pyplot as plt
 import xarray as xr
 
 from artiphys.errors import RunStoreError
-from artiphys.report.figures import figures_for
+from artiphys.report.figures import figures_for, has_figures, run_figures
 
 
-def _results(run_dir: Path) -> list[tuple[Path, xr.Dataset]]:
+def _results(run_dir: Path) -> list[tuple[Path, str]]:
+    """``(path, analysis kind)`` of every stored result under ``run_dir`` (attrs only read)."""
     found = []
     for path in sorted(run_dir.rglob("*.nc")):
         if any(part.startswith((".", "_")) for part in path.relative_to(run_dir).parts):
             continue
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            if ds.attrs.get("analysis"):
-                found.append((path, ds.load()))
+        with xr.open_dataset(path) as ds:
+            kind = ds.attrs.get("analysis")
+        if kind:
+            found.append((path, str(kind)))
     return found
 
 
-def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
+                 max_per_kind: int = 8) -> Path:
     """Write ``report/index.html`` (+ one PNG and PDF per figure) for ``run_dir``.
 
-    Returns the path of ``index.html``.
+    Run-level overview figures come first, then each stored result's own figures (at most
+    ``max_per_kind`` results of each analysis kind; the rest are listed). Returns the path
+    of ``index.html``.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -46,15 +51,11 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
         parts.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(manifest, indent=2,
                                                                          default=str)) + "</pre>")
     summary_path = run_dir / "summary.json"
-    if summary_path.exists():
-        parts.append("<h2>Summary</h2><pre>" + html.escape(summary_path.read_text()) + "</pre>")
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     n_fig = 0
-    for path, ds in _results(run_dir):
-        rel = path.relative_to(run_dir)
-        figs = figures_for(ds)
-        if not figs:
-            continue
-        parts.append(f"<h2>{html.escape(str(rel))}</h2>")
+
+    def add(figs) -> None:
+        nonlocal n_fig
         for title, caption, fig in figs:
             n_fig += 1
             stem = f"fig{n_fig:02d}"
@@ -65,6 +66,32 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None) -> Path
                 f"<figure><img src='{stem}.png' style='max-width:100%'>"
                 f"<figcaption><b>Figure {n_fig}. {html.escape(title)}.</b> {html.escape(caption)} "
                 f"(<a href='{stem}.pdf'>PDF</a>)</figcaption></figure>")
+
+    overview = run_figures(run_dir, summary)
+    if overview:
+        parts.append("<h2>Overview</h2>")
+        add(overview)
+    drawn: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    for path, kind in _results(run_dir):
+        if not has_figures(kind):
+            continue
+        if drawn.get(kind, 0) >= max_per_kind:
+            skipped[kind] = skipped.get(kind, 0) + 1
+            continue
+        with xr.open_dataset(path) as ds:
+            figs = figures_for(ds.load())
+        if figs:
+            drawn[kind] = drawn.get(kind, 0) + 1
+            parts.append(f"<h2>{html.escape(str(path.relative_to(run_dir)))}</h2>")
+            add(figs)
+    if skipped:
+        parts.append("<p>Not drawn (over " + str(max_per_kind) + " results of a kind): " +
+                     ", ".join(f"{n} {html.escape(k)}" for k, n in sorted(skipped.items())) +
+                     " results; open them with <code>xarray.open_dataset</code>.</p>")
+    if summary:
+        parts.append("<h2>Summary</h2><pre>" + html.escape(json.dumps(summary, indent=2)) +
+                     "</pre>")
     if n_fig == 0:
         parts.append("<p>No stored result of a kind the report knows how to draw.</p>")
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>artiphys report</title>"
