@@ -156,8 +156,12 @@ def characterize_figures(run_dir: Path, summary: dict) -> list[tuple[str, str, F
     layers = summary.get("layers")
     if "tests" not in summary or not isinstance(layers, dict) or not layers:
         return []
-    names = list(layers)
-    conditions = list(dict.fromkeys(c for la in names for c in layers[la]))
+    order = summary.get("layer_order") or []
+    names = [la for la in order if la in layers] + [la for la in layers if la not in order]
+    preferred = ["trained", "untrained", "weight-shuffled", "shuffle"]
+    found = list(dict.fromkeys(c for la in names for c in layers[la]))
+    conditions = [c for c in preferred if c in found] + [c for c in found if c not in preferred]
+    colour = {c: f"C{i}" for i, c in enumerate(conditions)}   # same colour in every panel
     metrics = [("apc_r_median", "median APC r"), ("ti_median", "median TI"),
                ("sparsity_median", "median lifetime sparseness")]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), constrained_layout=True)
@@ -166,10 +170,11 @@ def characterize_figures(run_dir: Path, summary: dict) -> list[tuple[str, str, F
         for cond in conditions:
             y = np.array([layers[la].get(cond, {}).get(key) for la in names], dtype=float)
             if np.isfinite(y).any():
-                ax.plot(x, y, "o-", ms=3, label=cond)
+                ax.plot(x, y, "o-", ms=3, label=cond, color=colour[cond])
         ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
         ax.set_ylabel(label)
     axes[0].legend(fontsize=7)
+    axes[1].set_title("TI undefined where no stimulus position lies within the RF", fontsize=7)
     figs = [("Shape tuning and translation invariance across layers",
              "Per-layer medians over units for the trained network and its controls "
              "(untrained: random init; weight-shuffled: each layer's weights permuted; "

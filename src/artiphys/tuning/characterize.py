@@ -145,7 +145,7 @@ def characterize(model, layers: Sequence[str], out, *,
         models["weight-shuffled"] = weight_shuffled_twin(spec, seed=seed)
     summary: dict = {"model": spec.provenance(), "tests": list(tests), "controls": list(controls),
                      "kurtosis_threshold": kurtosis_threshold, "reference_fits": ref_name,
-                     "layers": {}}
+                     "layer_order": list(layers), "layers": {}}
     for condition, cspec in models.items():
         (log or (lambda msg: None))(f"{condition}: {', '.join(layers)}")
         battery.run(condition, cspec, list(layers), summary["layers"])
