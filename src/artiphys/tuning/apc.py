@@ -209,6 +209,9 @@ def apc_predictions(features, grid: APCGrid | None = None, *, device=None,
 
 # ---- fitting ---------------------------------------------------------------------------
 
+CPU_CHUNK_MB = 4     # default block of correlations held at once, on a CPU
+GPU_CHUNK_MB = 256   # and on a GPU
+
 def _normalise_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Centre rows and scale them to unit norm; constant rows become 0. Returns (x, ok).
 
@@ -226,14 +229,18 @@ def _normalise_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def best_correlations(pred_norm: torch.Tensor, resp_norm: torch.Tensor, *,
-                      max_chunk_mb: float = 64) -> tuple[torch.Tensor, torch.Tensor]:
+                      max_chunk_mb: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Running max / argmax over models of ``pred_norm @ resp_norm``.
 
     ``pred_norm`` ``(M, S)`` and ``resp_norm`` ``(S, U)`` are centred unit-norm rows /
     columns, so each product entry is a Pearson r. Works in blocks of units and models
     whose ``(units, models)`` block of correlations stays under ``max_chunk_mb``; each
-    block is reduced along its contiguous (model) axis.
+    block is reduced along its contiguous (model) axis. The default block is cache-sized on
+    a CPU (the max-reduction then reads it from cache: about 30% faster than 64 MB blocks
+    on our 2-core machine) and large on a GPU (fewer kernel launches).
     """
+    if max_chunk_mb is None:
+        max_chunk_mb = CPU_CHUNK_MB if pred_norm.device.type == "cpu" else GPU_CHUNK_MB
     n_models, n_units = pred_norm.shape[0], resp_norm.shape[1]
     budget = max(1, int(max_chunk_mb * 2**20 / pred_norm.element_size()))
     unit_block = min(n_units, 1024)
@@ -277,7 +284,7 @@ def _pearson64(pred: np.ndarray, resp: np.ndarray) -> np.ndarray:
 
 
 def _fit_arrays(resp: np.ndarray, preds: torch.Tensor, grid: APCGrid, *, refine: bool,
-                max_chunk_mb: float, pred_norm: torch.Tensor | None = None,
+                max_chunk_mb: float | None, pred_norm: torch.Tensor | None = None,
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Best model and its r for each column of ``resp`` ``(S, U)`` (no flag handling)."""
     dev = preds.device
@@ -353,7 +360,7 @@ def _result(da, grid, r, m, flags, attrs) -> xr.Dataset:
 
 
 def fit_apc(responses, features=None, grid: APCGrid | None = None, *, predictions=None,
-            device=None, refine: bool = True, max_chunk_mb: float = 64) -> xr.Dataset:
+            device=None, refine: bool = True, max_chunk_mb: float | None = None) -> xr.Dataset:
     """Fit the APC model to every unit: the grid model with the highest Pearson r.
 
     Parameters
@@ -369,8 +376,9 @@ def fit_apc(responses, features=None, grid: APCGrid | None = None, *, prediction
     device : torch device, default CUDA when present
     refine : bool
         Re-score, in float64, the float32 winner against its 8 axis neighbours on the grid.
-    max_chunk_mb : float
-        Bound on the ``(models, units)`` block of correlations held at once.
+    max_chunk_mb : float, optional
+        Bound on the ``(models, units)`` block of correlations held at once (default
+        ``CPU_CHUNK_MB`` on a CPU, ``GPU_CHUNK_MB`` on a GPU).
 
     Returns
     -------
@@ -400,7 +408,7 @@ def kfold_indices(n: int, n_folds: int, seed: int = 0) -> list[np.ndarray]:
 
 def fit_apc_cv(responses, features=None, grid: APCGrid | None = None, *, n_folds: int = 5,
                seed: int = 0, predictions=None, device=None, refine: bool = True,
-               max_chunk_mb: float = 64) -> xr.Dataset:
+               max_chunk_mb: float | None = None) -> xr.Dataset:
     """Cross-validated APC fit: choose the model on k-1 folds, score it on the held-out fold.
 
     Same inputs as :func:`fit_apc`. Folds are a seeded random split of the stimuli.
