@@ -125,15 +125,18 @@ class StimulusSet:
                 "content_hash": self.content_hash, "meta": self.meta}
 
 
-def to_model_input(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
-    """Resize square RGB images in [0, 1] to the model's input size, then normalise.
-
-    Images already at ``preprocessing.input_size_px`` are not resampled.
-    """
+def resize_to_input(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
+    """Resize RGB images ``(n, 3, H, W)`` to the model's input size (bilinear, antialiased);
+    images already at ``preprocessing.input_size_px`` are returned as they are."""
     if images.ndim != 4 or images.shape[1] != 3:
         raise StimulusError(f"expected images of shape (n, 3, H, W), got {tuple(images.shape)}")
     size = preprocessing.input_size_px
     if images.shape[-2:] != (size, size):
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
                                antialias=True)
-    return preprocessing.normalise(images)
+    return images
+
+
+def to_model_input(images: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
+    """Resize square RGB images in [0, 1] to the model's input size, then normalise."""
+    return preprocessing.normalise(resize_to_input(images, preprocessing))

@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import xarray as xr
 
-from artiphys.errors import ResponseError, StimulusError
+from artiphys.errors import ResponseError
 from artiphys.recording.hooks import forward_to_layers
+from artiphys.stimuli.base import resize_to_input
 from artiphys.tuning._arrays import FLAG_ATTRS, FLAG_CONSTANT, FLAG_NONFINITE
 
 FLAG_FEW_POSITIONS = FLAG_CONSTANT  # TI undefined: fewer than 3 in-RF positions
@@ -248,14 +248,7 @@ def _rf_margins_px(module, layer, size: int, yx, device) -> tuple[int, int]:
 def _prepare_images(images, preprocessing) -> torch.Tensor:
     if hasattr(images, "images") and callable(images.images):
         images = images.images()
-    images = torch.as_tensor(images, dtype=torch.float32)
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise StimulusError(f"images must be (n, 3, H, W), got {tuple(images.shape)}")
-    size = preprocessing.input_size_px
-    if images.shape[-2:] != (size, size):
-        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
-                               antialias=True)
-    return images
+    return resize_to_input(torch.as_tensor(images, dtype=torch.float32), preprocessing)
 
 
 def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
