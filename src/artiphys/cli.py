@@ -292,12 +292,11 @@ def _analysis_layers(run, layers):
 
 
 def _write_result(out, label, name, ds):
-    from pathlib import Path
-
     from artiphys.store.atomic import atomic_write_netcdf
-    from artiphys.tuning.characterize import _netcdf_safe, _safe
+    from artiphys.store.rundir import file_label
+    from artiphys.tuning.characterize import _netcdf_safe
 
-    path = Path(out) / f"{_safe(label)}.{name}.nc"
+    path = Path(out) / f"{file_label(label)}.{name}.nc"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_netcdf(path, _netcdf_safe(ds))
     return path

@@ -316,7 +316,8 @@ def list_layers(model: ModelSpec | nn.Module, input_size_px: int | None = None) 
 def _list_layers_by_hooks(spec: ModelSpec, input_size_px: int | None, reason: str
                           ) -> list[LayerInfo]:
     """Fallback listing from one forward pass with hooks on leaf modules (no geometry)."""
-    from artiphys.models.receptive_field import _device_of, _first_in_channels, _kind_of_module
+    from artiphys.models.receptive_field import _first_in_channels, _kind_of_module
+    from artiphys.models.spec import module_device
 
     size = int(input_size_px or spec.preprocessing.input_size_px)
     calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
@@ -328,7 +329,7 @@ def _list_layers_by_hooks(spec: ModelSpec, input_size_px: int | None, reason: st
                 calls.append((path, module, tuple(output.shape[1:])))
         return hook
 
-    device = _device_of(spec.module)
+    device = module_device(spec.module)
     try:
         for path, module in spec.module.named_modules():
             if path and not list(module.children()):

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from artiphys.errors import ArtiphysError, UnknownUnitError
-from artiphys.models.spec import ModelSpec, as_spec
+from artiphys.models.spec import ModelSpec, as_spec, module_device
 
 __all__ = [
     "RFGeometry",
@@ -632,7 +632,7 @@ def trace_geometry(model: ModelSpec | nn.Module, input_size_px: int | None = Non
     if len(placeholders) != 1:
         raise GeometryError("receptive fields need a model with exactly one input tensor")
     in_channels = _first_in_channels(module)
-    example = torch.zeros(1, in_channels, size, size, device=_device_of(module))
+    example = torch.zeros(1, in_channels, size, size, device=module_device(module))
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.passes.shape_prop import ShapeProp
 
@@ -657,9 +657,6 @@ def trace_geometry(model: ModelSpec | nn.Module, input_size_px: int | None = Non
     return traced
 
 
-def _device_of(module: nn.Module) -> torch.device:
-    param = next(module.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
 
 
 def _first_in_channels(module: nn.Module) -> int:
@@ -841,7 +838,7 @@ def gradient_support_px(model: ModelSpec | nn.Module, layer, channel: int = 0,
     shape = _shape(target)
     gen = torch.Generator().manual_seed(seed)
     image = 0.5 + 0.5 * torch.rand(1, _first_in_channels(spec.module), size, size, generator=gen)
-    image = image.to(_device_of(spec.module))
+    image = image.to(module_device(spec.module))
     image.requires_grad_(True)
     out = gm(image)[0]
     if traced.geos[target] is not None and traced.geos[target].channels_last:

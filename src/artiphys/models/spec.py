@@ -109,3 +109,9 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
     if device is not None:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter (CPU for a module without parameters)."""
+    param = next(module.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")

@@ -32,6 +32,7 @@ from artiphys.recording.units import (UnitSelector, check_units_mapping, units_m
 from artiphys.stimuli.base import StimulusSet, to_model_input
 from artiphys.store.atomic import netcdf_engine
 from artiphys.store.rundir import RunDir, utc_now
+from artiphys.store.rundir import file_label
 
 #: unit coords; stimulus parameters with these names are stored as ``stimulus_<name>``
 UNIT_COORDS = ("layer", "channel", "y", "x")
@@ -311,16 +312,13 @@ def _positive(value, name: str) -> int:
 
 
 # ---- streaming to a run directory --------------------------------------------------------
-def _safe(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label)
-
 
 def _chunk_key(label: str, i: int) -> str:
     return f"responses/{label}/{i:05d}"
 
 
 def _chunk_relpath(label: str, i: int) -> str:
-    return f"responses/{_safe(label)}/chunk-{i:05d}.nc"
+    return f"responses/{file_label(label)}/chunk-{i:05d}.nc"
 
 
 def record_to_store(model: ModelSpec | nn.Module, stimuli, layers: Layers, out,
@@ -392,7 +390,7 @@ def record_to_store(model: ModelSpec | nn.Module, stimuli, layers: Layers, out,
         "seeds": {"model": spec.seed, "stimuli": stimuli.meta.get("seed")},
         "stimuli": {**stimuli.describe(), "parameters": list(map(str, stimuli.params.columns))},
         "layers": [{"label": ref.label, "name": ref.name, "alias": ref.alias,
-                    "files": f"responses/{_safe(ref.label)}/"} for ref in refs],
+                    "files": f"responses/{file_label(ref.label)}/"} for ref in refs],
         "units": units_to_json(units),
         "units_mode": units_mode(units),
         "n_stimuli": n,

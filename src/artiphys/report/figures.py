@@ -7,7 +7,6 @@ report calls every maker whose analysis name matches a stored result.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
+
+from artiphys.store.rundir import file_label  # noqa: E402
 
 Figure = matplotlib.figure.Figure
 Maker = Callable[[xr.Dataset], list[tuple[str, str, Figure]]]
@@ -118,9 +119,6 @@ def apc_figures(ds: xr.Dataset) -> list[tuple[str, str, Figure]]:
     return [("Angular position x curvature (APC) fits", caption, fig)]
 
 
-# Makers defined in other modules register themselves on import.
-from artiphys.report import diverse_figures  # noqa: E402,F401
-
 
 # ---- run-level figures (drawn from summary.json and several stored results) -------------
 
@@ -138,10 +136,6 @@ def run_figures(run_dir: Path, summary: dict) -> list[tuple[str, str, Figure]]:
     """Every run-level figure that applies to this run."""
     return [fig for maker in _RUN_MAKERS for fig in maker(run_dir, summary)]
 
-
-def _file_label(label: str) -> str:
-    """The file-name form of a layer label used by ``characterize``."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
 
 
 def _ecdf(ax, values, **kw) -> None:
@@ -186,7 +180,7 @@ def characterize_figures(run_dir: Path, summary: dict) -> list[tuple[str, str, F
         fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
         drawn = 0
         for i, la in enumerate(names):
-            path = run_dir / "trained" / f"{_file_label(la)}.{analysis}.nc"
+            path = run_dir / "trained" / f"{file_label(la)}.{analysis}.nc"
             if path.exists():
                 with xr.open_dataset(path) as ds:
                     _ecdf(ax, ds[var].values, color=depth(i / max(1, len(names) - 1)), label=la)
@@ -201,3 +195,7 @@ def characterize_figures(run_dir: Path, summary: dict) -> list[tuple[str, str, F
                      f"Trained network, one curve per layer (darker = deeper); compare Pospisil "
                      f"et al. (2018) Fig. {5 if analysis == 'apc' else 7}.", fig))
     return figs
+
+
+# Makers defined in other modules register themselves on import.
+from artiphys.report import diverse_figures  # noqa: E402,F401

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -265,3 +266,8 @@ class RunDir:
             yield
         finally:
             os.close(fd)
+
+
+def file_label(label: str) -> str:
+    """A layer label as used in file names (anything but letters, digits, ``._-`` -> ``_``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label)

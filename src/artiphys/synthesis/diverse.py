@@ -77,7 +77,7 @@ import xarray as xr
 
 from artiphys.errors import ArtiphysError, UnknownUnitError
 from artiphys.models.layers import resolve_layer
-from artiphys.models.spec import ModelSpec, as_spec
+from artiphys.models.spec import ModelSpec, as_spec, module_device
 from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.objectives import Objective
 from artiphys.synthesis.optimize import Stopper, optimize
@@ -207,8 +207,6 @@ def loop_settings(recipe, norm: float, group_size: int = 1,
 
 # ---- geometry helpers ------------------------------------------------------------------------
 
-def _module_device(module: torch.nn.Module) -> torch.device:
-    return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
 def channel_mean(spec: ModelSpec) -> torch.Tensor:
@@ -231,7 +229,7 @@ def centre_unit(model: ModelSpec | torch.nn.Module, layer, size_px: int) -> tupl
     where known, else the map centre ``(H // 2, W // 2)``.
     """
     spec = as_spec(model)
-    dev = _module_device(spec.module)
+    dev = module_device(spec.module)
     with torch.no_grad():
         x = spec.preprocessing.normalise(channel_mean(spec).expand(1, 3, size_px, size_px).to(dev))
         out = forward_to_layers(spec, x, [layer])[layer]
@@ -557,7 +555,7 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
     if feature_layer is not None and recipe.feature_window == "unit":
         window = feature_window(spec, layer, (cy, cx))
     mean = channel_mean(spec)
-    dev = _module_device(spec.module)
+    dev = module_device(spec.module)
     lams = torch.tensor(recipe.lambdas, dtype=torch.float32)
     n, L = recipe.n_images, len(recipe.lambdas)
     batch_units = int(batch_units or len(units))
@@ -614,7 +612,7 @@ def measure_sets(model, layer, units: Sequence[int], images: torch.Tensor, unit_
     U, L, n = images.shape[:3]
     flat = images.reshape(U * L * n, *images.shape[3:])
     chans = torch.tensor([int(u) for u in units]).repeat_interleave(L * n)
-    dev = _module_device(spec.module)
+    dev = module_device(spec.module)
     layers = [layer] + ([feature_layer] if feature_layer is not None else [])
     acts, feats = [], []
     y, x = unit_yx
@@ -701,7 +699,7 @@ def texture_window(size_px: int, ratio: float = TEXTURE_WINDOW_RATIO) -> torch.T
 
 
 def _unit_activation(spec, layer, images, chans, yx, batch_size=512) -> torch.Tensor:
-    dev = _module_device(spec.module)
+    dev = module_device(spec.module)
     out = []
     with torch.no_grad():
         for lo in range(0, len(images), batch_size):
@@ -798,7 +796,7 @@ def phase_invariance_index(model, ds: xr.Dataset, *, recipe: TextureRecipe | Non
     S = int(ds.attrs["size_px"])
     T = 2 * S - 1
     mean = channel_mean(spec)
-    dev = _module_device(spec.module)
+    dev = module_device(spec.module)
     templates = chosen_templates(ds)
     U, n = templates.shape[:2]
     target = float((templates - mean.unsqueeze(0)).flatten(2).norm(dim=2).mean())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from artiphys.models.spec import ModelSpec, as_spec
+from artiphys.models.spec import ModelSpec, as_spec, module_device
 from artiphys.recording.hooks import forward_to_layers
 
 
@@ -96,7 +96,7 @@ def measured_geometry(model: ModelSpec | torch.nn.Module, layer, input_size_px: 
     spec = as_spec(model)
     size = int(input_size_px or spec.preprocessing.input_size_px)
     g = torch.Generator().manual_seed(seed)
-    dev = next((p.device for p in spec.module.parameters()), torch.device("cpu"))
+    dev = module_device(spec.module)
     x = torch.rand(8, 3, size, size, generator=g).to(dev).requires_grad_(True)
     out = forward_to_layers(spec, spec.preprocessing.normalise(x), [layer])[layer]
     if out.ndim != 4:

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from artiphys.errors import ArtiphysError
-from artiphys.models.spec import ModelSpec, as_spec
+from artiphys.models.spec import ModelSpec, as_spec, module_device
 from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.objectives import Objective, parts
 from artiphys.synthesis.param import ImageParam
@@ -123,17 +123,13 @@ def _optimizer(name: str, params, lr: float):
     raise ArtiphysError(f"unknown optimizer {name!r}; use 'adam' or 'sgd'")
 
 
-def _module_device(module: torch.nn.Module) -> torch.device:
-    for p in module.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 def evaluate(model: ModelSpec | torch.nn.Module, objective: Objective,
              images: torch.Tensor) -> torch.Tensor:
     """The objective of each image (RGB in [0, 1]) without transforms, as a CPU tensor."""
     spec = as_spec(model)
-    dev = _module_device(spec.module)
+    dev = module_device(spec.module)
     with torch.no_grad():
         acts = forward_to_layers(spec, spec.preprocessing.normalise(images.to(dev)),
                                  objective.layers)
@@ -182,7 +178,7 @@ def optimize(model: ModelSpec | torch.nn.Module, objective: Objective, param: Im
     stopper.reset()
     tracker.start()
     normalise = spec.preprocessing.normalise
-    dev = _module_device(spec.module)
+    dev = module_device(spec.module)
     devices = [dev.index or 0] if dev.type == "cuda" else []
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=devices):

@@ -30,7 +30,7 @@ import xarray as xr
 
 from artiphys.errors import StimulusError
 from artiphys.models.layers import resolve_layer
-from artiphys.models.spec import ModelSpec, as_spec
+from artiphys.models.spec import ModelSpec, as_spec, module_device
 from artiphys.stimuli import probes as sp
 from artiphys.stimuli.probes import baseline_images
 from artiphys.recording.hooks import forward_to_layers
@@ -113,7 +113,7 @@ def probe_responses(model: ModelSpec | torch.nn.Module, layer, images: torch.Ten
     variants, table = probe_variants(images, zooms, rotations_deg, colors)
     base, base_names = baselines(images.shape[-1], seed)
     m = variants.shape[1]
-    dev = next((p.device for p in spec.module.parameters()), torch.device("cpu"))
+    dev = module_device(spec.module)
     flat = torch.cat([variants.reshape(n * m, *images.shape[1:]),
                       base.repeat(n, 1, 1, 1)])  # baselines once per unit
     ch = None if units is None else torch.as_tensor(list(units))

@@ -16,7 +16,7 @@ import torch
 
 from artiphys.errors import ArtiphysError
 from artiphys.models.layers import resolve_layer
-from artiphys.models.spec import ModelSpec, as_spec
+from artiphys.models.spec import ModelSpec, as_spec, module_device
 from artiphys.synthesis import transforms as T
 from artiphys.synthesis.geometry import unit_geometry
 from artiphys.synthesis.objectives import for_units
@@ -173,7 +173,7 @@ def render_units(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
         size = rf_size_px(spec, layer)
     else:
         size = int(size_px)
-    dev = next((p.device for p in spec.module.parameters()), torch.device("cpu"))
+    dev = module_device(spec.module)
     results = []
     for b, lo in enumerate(range(0, len(units), batch_size)):
         chunk = units[lo:lo + batch_size]

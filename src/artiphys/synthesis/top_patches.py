@@ -33,7 +33,7 @@ from torch import nn
 
 from artiphys.errors import ArtiphysError
 from artiphys.models.layers import resolve_layer
-from artiphys.models.spec import ModelSpec, as_spec
+from artiphys.models.spec import ModelSpec, as_spec, module_device
 from artiphys.stimuli.base import StimulusSet, to_model_input
 from artiphys.stimuli.natural import images as natural_images
 from artiphys.synthesis.geometry import UnitGeometry, unit_geometry
@@ -106,7 +106,7 @@ def stream_top_k(model: ModelSpec | nn.Module, stimuli: StimulusSet, layer,
     n_units = len(ch)
     kept = [(torch.empty(n_units, 0), torch.empty(n_units, 0, dtype=torch.long),
              torch.empty(n_units, 0, 2, dtype=torch.long)) for _ in SIGNS]
-    dev = next((p.device for p in spec.module.parameters()), torch.device("cpu"))
+    dev = module_device(spec.module)
     with torch.no_grad():
         for sl, images in tqdm(stimuli.batches(batch_size), disable=not progress, leave=False,
                                total=-(-len(stimuli) // batch_size), desc="top patches"):
@@ -172,7 +172,7 @@ def guided_backprop(model: ModelSpec | nn.Module, images: torch.Tensor, layer,
     in ``finally``. Only ``nn.ReLU`` modules are guided (functional relus are not).
     """
     spec = as_spec(model)
-    dev = next((p.device for p in spec.module.parameters()), torch.device("cpu"))
+    dev = module_device(spec.module)
     x = to_model_input(images, spec.preprocessing).to(dev).detach().requires_grad_(True)
     handles = []
     try:

@@ -10,7 +10,6 @@ condition, layer and analysis under ``out`` and returns (and writes) ``summary.j
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,13 +17,11 @@ import numpy as np
 import xarray as xr
 
 from artiphys.errors import ArtiphysError
+from artiphys.store.rundir import file_label
 
 TESTS = ("apc", "ti", "sparsity", "natural")
 CONTROLS = ("shuffle", "untrained", "weight-shuffle")
 
-
-def _safe(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)
 
 
 def _check(names, allowed, what):
@@ -40,7 +37,7 @@ class _Store:
         self.out, self.resume = out, resume
 
     def path(self, condition, layer, name) -> Path:
-        return self.out / condition / f"{_safe(layer)}.{name}.nc"
+        return self.out / condition / f"{file_label(layer)}.{name}.nc"
 
     def get_or_make(self, condition, layer, name, make: Callable[[], xr.Dataset]) -> xr.Dataset:
         from artiphys.store.atomic import atomic_write_netcdf
