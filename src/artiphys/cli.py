@@ -542,8 +542,12 @@ def top_patches_cmd(spec, device, images_dir, layers, units_arg, k, position, n_
 
 @main.command("diverse")
 @model_options
-@click.option("--layer", required=True, help="Layer of the units (name or alias).")
+@click.option("--layer", "layer_args", required=True, multiple=True,
+              help="Layer of the units (name or alias); repeat or comma-separate for several.")
 @click.option("--units", "units_arg", required=True, help="Channels, e.g. 0-31 or 1,5,9.")
+@click.option("--controls", default="",
+              help="Also run the same units of controls: untrained (random weights, same "
+                   "architecture), weight-shuffle. Comma-separated.")
 @click.option("--n-images", type=int, default=6, show_default=True, help="Images per set.")
 @click.option("--lambdas", default=None,
               help="Comma-separated diversity weights incl. 0 [default: 0,0.02,...,20.48].")
@@ -553,6 +557,13 @@ def top_patches_cmd(spec, device, images_dir, layers, units_arg, k, position, n_
 @click.option("--patience", type=int, default=100, show_default=True)
 @click.option("--distance", type=click.Choice(["features", "pixel"]), default="features",
               show_default=True)
+@click.option("--feature-window", type=click.Choice(["unit", "full"]), default="unit",
+              show_default=True,
+              help="Compare the preceding layer at the positions the unit reads, or the "
+                   "whole map (the paper's wording).")
+@click.option("--optimizer", type=click.Choice(["normalized_sgd", "adam"]),
+              default="normalized_sgd", show_default=True,
+              help="adam = the paper's Adam (lr 0.1 on the 0-255 scale); see docs.")
 @click.option("--prior", "prior_arg", type=click.Choice(["none", "spectral"]), default="none",
               show_default=True, help="Image prior for the alpha term.")
 @click.option("--alpha", type=float, default=0.0, show_default=True)
@@ -560,52 +571,62 @@ def top_patches_cmd(spec, device, images_dir, layers, units_arg, k, position, n_
               help="Image norm ([0,1] pixel scale) [default: half the natural-patch norm].")
 @click.option("--natural-images", type=click.Path(file_okay=False), default=None,
               help="Folder of natural images for the default norm.")
+@click.option("--batch-units", type=int, default=None,
+              help="Units per optimisation batch (memory) [default: all].")
 @click.option("--indices/--no-indices", default=True, show_default=True,
               help="Also compute the phase-invariance and linear-combination indices.")
 @click.option("--texture-steps", type=int, default=1000, show_default=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Run directory to write (manifest.json + netCDF files).")
-@click.option("--resume", is_flag=True, help="Add to an existing run made with the same settings.")
-def diverse_cmd(spec, device, layer, units_arg, n_images, lambdas, threshold, steps, patience,
-                distance, prior_arg, alpha, norm, natural_images, indices, texture_steps, out,
-                resume):
+@click.option("--resume", is_flag=True,
+              help="Continue a run made with the same settings (finished layers are kept).")
+def diverse_cmd(spec, device, layer_args, units_arg, controls, n_images, lambdas, threshold,
+                steps, patience, distance, feature_window, optimizer, prior_arg, alpha, norm,
+                natural_images, batch_units, indices, texture_steps, out, resume):
     """Diverse sets of maximally driving images for --units of MODEL's --layer (Cadena et al.
-    2018): the lambda sweep, chosen lambda, diversity gain and invariance indices."""
-    from artiphys.models.layers import resolve_layer
+    2018): the lambda sweep, chosen lambda, diversity gain and invariance indices, for the
+    model and its --controls. Files: <condition>/diverse_<layer>.nc and
+    <condition>/diverse_<layer>.indices.nc; `artiphys report OUT` draws them."""
     from artiphys.models.spec import default_device
-    from artiphys.store.rundir import RunDir
-    from artiphys.synthesis.diverse import (PAPER_LAMBDAS, DiverseRecipe, TextureRecipe,
-                                            diverse_sets, invariance_indices)
+    from artiphys.synthesis.diverse import PAPER_LAMBDAS, DiverseRecipe, TextureRecipe
+    from artiphys.synthesis.diverse_run import diverse_experiment
     from artiphys.synthesis.priors import make_prior
 
-    spec.module.to(default_device(device))
-    units = parse_units(units_arg) or []
     try:
         lams = tuple(float(v) for v in parse_list(lambdas)) if lambdas else PAPER_LAMBDAS
     except ValueError:
         raise ArtiphysError(f"cannot read --lambdas {lambdas!r}; use e.g. 0,0.1,1") from None
     recipe = DiverseRecipe(n_images=n_images, lambdas=lams, threshold=threshold, steps=steps,
-                           patience=patience, distance=distance, alpha=alpha)
-    label = resolve_layer(spec, layer).label
-    identity = {"model": spec.provenance(), "layer": label, "units": units,
-                "recipe": recipe.to_dict(), "prior": prior_arg, "norm": norm}
-    run = RunDir.create(out, {"command": list(sys.argv), "analysis": "diverse"},
-                        identity=identity, resume=resume)
-    ds = diverse_sets(spec, layer, units, recipe=recipe, norm=norm,
-                      natural_folder=natural_images, prior=make_prior(prior_arg), progress=True)
-    tag = label.replace("/", "_")
-    run.write_netcdf(f"diverse_{tag}.nc", ds)
-    msg = (f"diverse sets for {len(units)} unit(s) of {label}: median chosen lambda "
-           f"{float(ds['chosen_lambda'].median()):g}, median diversity gain "
-           f"{float(ds['diversity_gain'].median()):.3g}")
-    if indices:
-        ind = invariance_indices(spec, ds, texture=TextureRecipe(steps=texture_steps),
-                                 progress=True)
-        run.write_netcdf(f"diverse_indices_{tag}.nc", ind)
-        msg += (f"; median phase-invariance index "
-                f"{float(ind['phase_invariance_index'].median()):.3g}, linear-combination "
-                f"index {float(ind['linear_combination_index'].median()):.3g}")
-    click.echo(msg + f" -> {run.path}")
+                           patience=patience, distance=distance, feature_window=feature_window,
+                           optimizer=optimizer, alpha=alpha)
+    run = diverse_experiment(
+        spec, [la for arg in layer_args for la in parse_list(arg) or []],
+        parse_units(units_arg) or [], out=out, controls=parse_list(controls) or [],
+        recipe=recipe, texture=TextureRecipe(steps=texture_steps, optimizer=optimizer),
+        indices=indices, norm=norm, natural_folder=natural_images,
+        prior=make_prior(prior_arg), batch_units=batch_units, device=default_device(device),
+        resume=resume, command=list(sys.argv), echo=click.echo)
+    click.echo(f"results: {run.path}  (report: artiphys report {run.path})")
+
+
+# ---- report ---------------------------------------------------------------------------------
+
+@main.command("report")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Report folder [default: RUN/report for one run; required for several].")
+def report_cmd(runs, out):
+    """HTML report (PNG + PDF figures) of a run directory, or a comparison of several runs
+    (e.g. diverse runs of different models: indices by receptive-field size)."""
+    from artiphys.report import build_comparison_report, build_report
+
+    if len(runs) == 1:
+        index = build_report(runs[0], out)
+    else:
+        if out is None:
+            raise ArtiphysError("comparing several runs needs --out (the report folder)")
+        index = build_comparison_report(runs, out)
+    click.echo(f"report: {Path(index).resolve()}")
 
 
 

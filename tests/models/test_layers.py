@@ -12,8 +12,10 @@ from click.testing import CliRunner
 from torch import nn
 
 from artiphys.cli import main
+from artiphys.errors import UnknownLayerError
 from artiphys.models.layers import (
     LayerInfo,
+    closest_rf_layer,
     default_aliases,
     format_layer_table,
     list_layers,
@@ -146,6 +148,19 @@ def test_resnet_table_names_block_outputs():
     assert first_relu.call == 0 and first_relu.rf_size_px == 19
     fc = rows[-1]
     assert fc.name == "fc" and fc.shape == (1000,) and not fc.is_spatial
+
+
+def test_closest_rf_layer_matches_vgg_and_resnet():
+    vgg = list_layers(torchvision.models.vgg19(init_weights=False).eval())
+    conv3_1 = next(r for r in vgg if r.name == "features.10")
+    assert conv3_1.rf_size_px == 24
+    assert closest_rf_layer(None, 24, rows=vgg).name == "features.10"
+    resnet = list_layers(torchvision.models.resnet50().eval())
+    match = closest_rf_layer(None, 24, rows=resnet)   # 27 beats 19 (the earliest at 27)
+    assert match.name == "layer1.1.conv2" and match.rf_size_px == 27
+    assert closest_rf_layer(None, 24, kinds=("block",), rows=resnet).name == "layer1.1"
+    with pytest.raises(UnknownLayerError):
+        closest_rf_layer(None, 24, kinds=("nothing",), rows=resnet)
 
 
 def test_text_table(alexnet):

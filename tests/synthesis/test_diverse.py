@@ -38,6 +38,7 @@ from artiphys.synthesis.diverse import (
     linear_combination_index,
     min_pairwise_distance,
     natural_patch_norm,
+    pre_rectifier_layer,
     preceding_layer,
     save_diverse,
     texture_window,
@@ -183,6 +184,9 @@ def test_preceding_layer_and_window():
     rows, _ = feature_window(net, "features.3.expand1x1_activation", (1, 1))
     assert (rows.start, rows.stop) == (1, 2)
     assert preceding_layer(_hw_cell(), "pool") == "relu"
+    assert pre_rectifier_layer(net, "features.3.expand3x3_activation") == "features.3.expand3x3"
+    assert pre_rectifier_layer(net, "features.3.expand3x3") is None  # already the conv
+    assert pre_rectifier_layer(net, "features.6") is None  # pooling in between
 
 
 def test_natural_patch_norm(norm):
@@ -322,7 +326,7 @@ def test_report_figures(energy_result):
     ind = invariance_indices(spec, ds, texture=TextureRecipe(steps=2, crops_per_step=2))
     figs = figures_for(ds) + figures_for(ind)
     assert [t for t, _, _ in figs] == ["Diversity vs activation trade-off", "Diverse sets",
-                                       "Invariance indices"]
+                                       "Sets at every lambda: pool:0", "Invariance indices"]
     for _, _, fig in figs:
         plt.close(fig)
 
@@ -338,13 +342,62 @@ def test_cli_diverse(tmp_path):
                                     "--no-indices", "--norm", "3", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert (out / "manifest.json").exists()
-    ds = xr.open_dataset(out / "diverse_pool.nc")
+    ds = xr.open_dataset(out / "analytic" / "diverse_pool.nc")
     assert ds.sizes["lambda"] == 2 and ds.sizes["image"] == 2
     ds.close()
     bad = CliRunner().invoke(main, ["diverse", "energy_cell", "--layer", "pool", "--units", "0",
                                     "--lambdas", "1,2", "--norm", "3", "--out",
                                     str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "include 0" in bad.output
+
+
+def test_cli_diverse_controls_resume_and_reports(tmp_path):
+    from click.testing import CliRunner
+
+    from artiphys.cli import main
+    from artiphys.report.diverse_figures import diverse_summary, load_diverse_groups
+
+    out = tmp_path / "run"
+    args = ["diverse", "energy_cell", "--layer", "pool", "--units", "0", "--n-images", "2",
+            "--lambdas", "0,1", "--steps", "3", "--texture-steps", "2", "--norm", "3",
+            "--controls", "untrained", "--out", str(out)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    for cond in ("analytic", "untrained"):
+        assert (out / cond / "diverse_pool.nc").exists()
+        assert (out / cond / "diverse_pool.indices.nc").exists()
+    again = CliRunner().invoke(main, args + ["--resume"])
+    assert again.exit_code == 0 and again.output.count("kept from the earlier run") == 2
+
+    groups = load_diverse_groups([out])
+    assert [(g.model, g.condition, g.layer) for g in groups] == [
+        ("energy_cell", "analytic", "pool"), ("energy_cell", "untrained", "pool")]
+    table = diverse_summary(groups)
+    with xr.open_dataset(out / "analytic" / "diverse_pool.indices.nc") as ind:
+        assert table["phase_invariance_median"][0] == pytest.approx(
+            float(ind["phase_invariance_index"][0]))
+
+    rep = CliRunner().invoke(main, ["report", str(out)])
+    assert rep.exit_code == 0, rep.output
+    page = (out / "report" / "index.html").read_text()
+    assert "Activation-diversity trade-off, normalised" in page
+    assert "Invariance indices by layer and condition" in page
+    cmp = CliRunner().invoke(main, ["report", str(out), str(out), "--out",
+                                    str(tmp_path / "cmp")])
+    assert cmp.exit_code == 0, cmp.output
+    rows = (tmp_path / "cmp" / "diverse_summary.csv").read_text().splitlines()
+    assert rows[0].startswith("model,condition,layer,rf_px") and len(rows) == 5
+    assert "Invariance against receptive-field size" in (tmp_path / "cmp" / "index.html"
+                                                         ).read_text()
+
+    for bad_args, message in (
+            (["--controls", "shuffle"], "unknown control"),
+            (["--untrained", "--controls", "untrained"], "conditions repeat")):
+        bad = CliRunner().invoke(main, args[:-4] + bad_args + ["--out", str(tmp_path / "b")])
+        assert bad.exit_code == 2 and message in bad.output, bad.output
+    none = CliRunner().invoke(main, ["report", str(tmp_path / "cmp"), str(tmp_path / "cmp"),
+                                     "--out", str(tmp_path / "c2")])
+    assert none.exit_code == 2 and "none of these runs holds diverse results" in none.output
 
 
 def test_unresponsive_unit_gets_no_gain():

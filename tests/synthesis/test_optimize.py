@@ -145,6 +145,19 @@ def test_weights_unchanged_and_without_grad():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_channels_last_gives_the_same_images_and_restores_the_weights():
+    model = TinyNet().eval()
+    before = [p.detach().clone() for p in model.parameters()]
+    runs = []
+    for cl in (False, True):
+        param = make_param("pixel", 2, 16, seed=0)
+        runs.append(optimize(model, O.channel("conv2", 1), param, steps=4, channels_last=cl))
+    torch.testing.assert_close(runs[0].images, runs[1].images, atol=1e-5, rtol=0)
+    assert runs[1].settings["channels_last"] is True
+    for a, b in zip(before, model.parameters()):
+        assert torch.equal(a, b) and b.is_contiguous()
+
+
 def test_stopper_patience_stops_a_flat_objective():
     const = O.Objective(lambda acts: acts["conv1"].sum((1, 2, 3)) * 0 + 1.0, ("conv1",), "flat")
     tracker = Tracker()

@@ -354,6 +354,25 @@ def _list_layers_by_hooks(spec: ModelSpec, input_size_px: int | None, reason: st
     return rows
 
 
+def closest_rf_layer(model: ModelSpec | nn.Module, rf_px: int, *,
+                     kinds: tuple[str, ...] = ("conv",),
+                     rows: list[LayerInfo] | None = None) -> LayerInfo:
+    """The spatial layer of ``kinds`` whose receptive field (largest side over channels) is
+    closest to ``rf_px``; the earliest on ties.
+
+    For comparing architectures at matching receptive-field size (Cadena et al. 2018: VGG-19
+    conv3_1, RF 24 px, vs ResNet-50 layers of comparable RF). ``rows``: a precomputed
+    :func:`list_layers` table of ``model``.
+    """
+    rows = rows if rows is not None else list_layers(model)
+    found = [r for r in rows if r.kind in kinds and r.is_spatial and r.rf_size_px is not None
+             and r.call in (None, 0)]
+    if not found:
+        raise UnknownLayerError(f"no spatial layer of kind {', '.join(kinds)} with a known "
+                                "receptive field; see `artiphys layers MODEL`")
+    return min(found, key=lambda r: abs(r.rf_size_range_px[1] - int(rf_px)))
+
+
 def select_layer_rows(model: ModelSpec | nn.Module, rows: list[LayerInfo], layer: str
                       ) -> list[LayerInfo]:
     """The rows of ``layer`` (module path or alias; several when the module runs more than

@@ -52,20 +52,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
                                                                          default=str)) + "</pre>")
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    n_fig = 0
-
-    def add(figs) -> None:
-        nonlocal n_fig
-        for title, caption, fig in figs:
-            n_fig += 1
-            stem = f"fig{n_fig:02d}"
-            fig.savefig(out_dir / f"{stem}.png", dpi=130)
-            fig.savefig(out_dir / f"{stem}.pdf")
-            plt.close(fig)
-            parts.append(
-                f"<figure><img src='{stem}.png' style='max-width:100%'>"
-                f"<figcaption><b>Figure {n_fig}. {html.escape(title)}.</b> {html.escape(caption)} "
-                f"(<a href='{stem}.pdf'>PDF</a>)</figcaption></figure>")
+    page = _Page(out_dir, parts)
+    add = page.add
 
     overview = run_figures(run_dir, summary)
     if overview:
@@ -92,14 +80,69 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     if summary:
         parts.append("<h2>Summary</h2><pre>" + html.escape(json.dumps(summary, indent=2)) +
                      "</pre>")
-    if n_fig == 0:
+    if page.n_fig == 0:
         parts.append("<p>No stored result of a kind the report knows how to draw.</p>")
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>artiphys report</title>"
-            "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
-            "figcaption{font-size:90%;margin-bottom:2em}pre{font-size:80%;background:#f5f5f5;"
-            "padding:1em;overflow:auto}</style></head><body>" + "\n".join(parts) + "</body></html>")
-    index = out_dir / "index.html"
-    tmp = index.with_suffix(".html.tmp")
-    tmp.write_text(page)
-    tmp.replace(index)
-    return index
+    return page.write()
+
+
+class _Page:
+    """An HTML page of numbered figures (PNG + PDF beside it) under ``out_dir``."""
+
+    def __init__(self, out_dir: Path, parts: list[str]):
+        self.out_dir, self.parts, self.n_fig = out_dir, parts, 0
+
+    def add(self, figs) -> None:
+        for title, caption, fig in figs:
+            self.n_fig += 1
+            stem = f"fig{self.n_fig:02d}"
+            fig.savefig(self.out_dir / f"{stem}.png", dpi=130)
+            fig.savefig(self.out_dir / f"{stem}.pdf")
+            plt.close(fig)
+            self.parts.append(
+                f"<figure><img src='{stem}.png' style='max-width:100%'>"
+                f"<figcaption><b>Figure {self.n_fig}. {html.escape(title)}.</b> "
+                f"{html.escape(caption)} (<a href='{stem}.pdf'>PDF</a>)</figcaption></figure>")
+
+    def write(self) -> Path:
+        page = ("<!doctype html><html><head><meta charset='utf-8'><title>artiphys report"
+                "</title><style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
+                "figcaption{font-size:90%;margin-bottom:2em}pre{font-size:80%;"
+                "background:#f5f5f5;padding:1em;overflow:auto}table{font-size:80%;"
+                "border-collapse:collapse}td,th{padding:2px 6px;border-bottom:1px solid #ddd}"
+                "</style></head><body>" + "\n".join(self.parts) + "</body></html>")
+        index = self.out_dir / "index.html"
+        tmp = index.with_suffix(".html.tmp")
+        tmp.write_text(page)
+        tmp.replace(index)
+        return index
+
+
+def build_comparison_report(run_dirs, out_dir: str | Path) -> Path:
+    """Write ``out_dir/index.html`` comparing the diverse results of several runs (e.g. one
+    run per model: trained and control conditions, layers by receptive-field size), and the
+    table ``out_dir/diverse_summary.csv``. Returns the path of ``index.html``."""
+    from artiphys.report.diverse_figures import (comparison_figures, diverse_summary,
+                                                 load_diverse_groups)
+
+    runs = [Path(r) for r in run_dirs]
+    missing = [str(r) for r in runs if not r.is_dir()]
+    if missing:
+        raise RunStoreError(f"run directory {missing[0]} does not exist; pass the --out of "
+                            "a run")
+    groups = load_diverse_groups(runs)
+    if not groups:
+        raise RunStoreError("none of these runs holds diverse results (artiphys diverse "
+                            "... --out RUN); nothing to compare")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = diverse_summary(groups)
+    tmp = out_dir / "diverse_summary.csv.tmp"
+    table.to_csv(tmp, index=False, float_format="%.4g")
+    tmp.replace(out_dir / "diverse_summary.csv")
+    parts = ["<h1>artiphys comparison: diverse feature visualisations</h1>",
+             "<p>Runs: " + ", ".join(html.escape(str(r)) for r in runs) + "</p>",
+             "<h2>Summary</h2>" + table.to_html(index=False, float_format="%.3g",
+                                                 na_rep="-")]
+    page = _Page(out_dir, parts)
+    page.add(comparison_figures(groups))
+    return page.write()

@@ -121,6 +121,9 @@ class DiverseRecipe:
         Gradient spectrum multiplied by ``1 / max(1, |f|^exponent)``; 0 switches it off.
     seed : int
         Seeds the white-noise initialisation.
+    channels_last : bool
+        Run the loop's convolutions in channels-last memory format (faster on CPU; see
+        :func:`artiphys.synthesis.optimize.optimize`).
     """
 
     n_images: int = 6
@@ -137,6 +140,7 @@ class DiverseRecipe:
     step_fraction: float = 0.1
     final_step_fraction: float = 0.005
     seed: int = 0
+    channels_last: bool = True
 
     def __post_init__(self):
         _check_optimizer(self.optimizer)
@@ -169,7 +173,7 @@ def _check_optimizer(name: str) -> None:
 
 def loop_settings(recipe, norm: float, group_size: int = 1,
                   param: torch.Tensor | None = None) -> dict:
-    """``optimize`` keyword arguments (optimizer, lr, preconditioner) for a recipe.
+    """``optimize`` keyword arguments (optimizer, lr, preconditioner, channels_last) for a recipe.
 
     ``"adam"``: Adam with ``recipe.lr`` on the preconditioned gradient (the paper).
     ``"normalized_sgd"``: projected gradient ascent on the spheres ``||x - mean|| = norm``.
@@ -183,8 +187,9 @@ def loop_settings(recipe, norm: float, group_size: int = 1,
     """
     base = (fourier_preconditioner(recipe.precondition_exponent)
             if recipe.precondition_exponent else None)
+    layout = {"channels_last": bool(getattr(recipe, "channels_last", False))}
     if recipe.optimizer == "adam":
-        return {"optimizer": "adam", "lr": float(recipe.lr), "preconditioner": base}
+        return {"optimizer": "adam", "lr": float(recipe.lr), "preconditioner": base, **layout}
 
     decay = (float(recipe.final_step_fraction) / float(recipe.step_fraction)) ** (
         1.0 / max(1, int(recipe.steps) - 1))
@@ -202,7 +207,7 @@ def loop_settings(recipe, norm: float, group_size: int = 1,
         return grad / scale.view(-1, *([1] * (grad.ndim - 1)))
 
     return {"optimizer": "sgd", "lr": float(recipe.step_fraction) * float(norm),
-            "preconditioner": normalised}
+            "preconditioner": normalised, **layout}
 
 
 # ---- geometry helpers ------------------------------------------------------------------------
@@ -317,6 +322,23 @@ def preceding_layer(model: ModelSpec | torch.nn.Module, layer) -> str | None:
     from artiphys.models.layers import spec_with_aliases
 
     return _own_conv(spec_with_aliases(model), layer)[1]
+
+
+def pre_rectifier_layer(model: ModelSpec | torch.nn.Module, layer) -> str | None:
+    """The convolution whose output ``layer`` rectifies, when ``layer`` is a pointwise stage
+    after it (ReLU, batch norm; no pooling in between); None otherwise.
+
+    A rectified unit that is silent for every white-noise start gets no gradient and stays
+    silent (``responsive`` False); its convolution's output (pre-activation) has the same
+    maximising images wherever the maximum is positive and always has a gradient.
+    """
+    from artiphys.models.layers import spec_with_aliases
+
+    spec = spec_with_aliases(model)
+    conv, _, crossed = _own_conv(spec, layer)
+    if conv is None or crossed or conv == resolve_layer(spec, layer).name:
+        return None
+    return conv
 
 
 def feature_window(model: ModelSpec | torch.nn.Module, layer, unit_yx: tuple[int, int]
@@ -673,6 +695,8 @@ def _sets_dataset(imgs, act, dist, rms, units, recipe, settings) -> xr.Dataset:
                 "lambda": lams, "image": np.arange(imgs.shape[2]), "rgb": ["R", "G", "B"],
                 "row": np.arange(size), "col": np.arange(size)},
         attrs={"analysis": "diverse", "layer": settings["layer"], "threshold": recipe.threshold,
+               "model": str(settings.get("model", {}).get("model", "")),
+               "condition": str(settings.get("model", {}).get("condition", "")),
                "n_images": recipe.n_images, "size_px": size, "norm": settings["norm"],
                "distance": settings["distance"],
                "feature_layer": settings["feature_layer"] or "",
@@ -758,6 +782,7 @@ class TextureRecipe:
     step_fraction: float = 0.1
     final_step_fraction: float = 0.005
     seed: int = 0
+    channels_last: bool = True
 
     def __post_init__(self):
         _check_optimizer(self.optimizer)
@@ -866,7 +891,8 @@ def invariance_indices(model, ds: xr.Dataset, *, texture: TextureRecipe | None =
     out = out.assign_coords(channel=("unit", ds["channel"].values),
                             layer=("unit", ds["layer"].values))
     out.attrs.update({"analysis": "diverse_indices", "layer": ds.attrs["layer"],
-                      "size_px": ds.attrs["size_px"],
+                      "size_px": ds.attrs["size_px"], "model": ds.attrs.get("model", ""),
+                      "condition": ds.attrs.get("condition", ""),
                       "texture": json.dumps(asdict(texture or TextureRecipe()))})
     return out
 
@@ -887,7 +913,7 @@ def save_diverse(out_dir: str | os.PathLike, sets: xr.Dataset,
 
 __all__ = ["DiverseRecipe", "TextureRecipe", "PAPER_LAMBDAS", "PAPER_LR", "diverse_sets",
            "diverse_objective", "choose_lambda", "measure_sets", "natural_patch_norm",
-           "preceding_layer", "feature_window", "centre_unit", "channel_mean", "unit_rf_size_px",
+           "preceding_layer", "pre_rectifier_layer", "feature_window", "centre_unit", "channel_mean", "unit_rf_size_px",
            "min_pairwise_distance", "chosen_templates", "texture_window",
            "linear_combination_index", "phase_invariance_index", "invariance_indices",
            "save_diverse", "default_natural_folder"]
