@@ -382,6 +382,9 @@ def test_cli_diverse_controls_resume_and_reports(tmp_path):
     page = (out / "report" / "index.html").read_text()
     assert "Activation-diversity trade-off, normalised" in page
     assert "Invariance indices by layer and condition" in page
+    tests = (out / "report" / "diverse_condition_tests.csv").read_text().splitlines()
+    assert len(tests) == 4 and tests[1].startswith("energy_cell,pool,diversity_gain,analytic,"
+                                                   "untrained")
     cmp = CliRunner().invoke(main, ["report", str(out), str(out), "--out",
                                     str(tmp_path / "cmp")])
     assert cmp.exit_code == 0, cmp.output

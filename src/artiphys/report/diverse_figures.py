@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from artiphys.report.figures import figure_for, plt, run_figure, unit_labels
+from artiphys.report.figures import figure_for, plt, run_figure, run_table, unit_labels
 
 
 def _log_x(ax) -> None:
@@ -208,6 +208,55 @@ def diverse_summary(groups: list[DiverseGroup]) -> pd.DataFrame:
                         f"{short}_q75": float(q[2])})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _unit_values(g: DiverseGroup, metric: str) -> np.ndarray:
+    ok = g.sets["responsive"].values.astype(bool)
+    if metric == "diversity_gain":
+        return _finite(g.sets[metric].values[ok])
+    return _finite(g.indices[metric].values[ok]) if g.indices is not None else np.array([])
+
+
+def condition_tests(groups: list[DiverseGroup]) -> pd.DataFrame:
+    """Per model and layer, each control condition against the model as given (trained):
+    medians of the diversity gain and both indices over responsive units and the two-sided
+    Mann-Whitney U test between the two distributions."""
+    from scipy.stats import mannwhitneyu
+
+    rows = []
+    for members in _panels(groups).values():
+        refs = [g for g in members if g.condition not in CONTROLS]
+        for ref in refs[:1]:
+            for ctl in (g for g in members if g.condition in CONTROLS):
+                for metric in ("diversity_gain", "phase_invariance_index",
+                               "linear_combination_index"):
+                    a, b = _unit_values(ref, metric), _unit_values(ctl, metric)
+                    p = (float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+                         if a.size and b.size else float("nan"))
+                    rows.append({"model": ref.model, "layer": ref.layer, "metric": metric,
+                                 "condition": ref.condition, "control": ctl.condition,
+                                 "n": a.size, "n_control": b.size, "median": _median(a),
+                                 "median_control": _median(b), "mannwhitney_p": p})
+    return pd.DataFrame(rows)
+
+
+@run_table
+def diverse_tables(run_dirs):
+    """The summary table and the trained-vs-control tests of the runs' diverse results."""
+    if not any(any(Path(r).rglob("*diverse*.nc")) for r in run_dirs):
+        return []
+    groups = load_diverse_groups(run_dirs)
+    if not groups:
+        return []
+    out = [("diverse_summary", "Per model, condition and layer: units, responsive units, "
+            "median chosen lambda and diversity gain, quartiles of the phase-invariance and "
+            "linear-combination indices (responsive units).", diverse_summary(groups))]
+    tests = condition_tests(groups)
+    if len(tests):
+        out.append(("diverse_condition_tests", "Trained (the model as given) vs each control, "
+                    "per layer: medians over responsive units and the two-sided Mann-Whitney "
+                    "U test p-value.", tests))
+    return out
 
 
 def _colours(groups) -> dict[str, str]:

@@ -137,6 +137,22 @@ def run_figures(run_dir: Path, summary: dict) -> list[tuple[str, str, Figure]]:
     return [fig for maker in _RUN_MAKERS for fig in maker(run_dir, summary)]
 
 
+TableMaker = Callable[[list[Path]], list[tuple[str, str, "pd.DataFrame"]]]
+_TABLE_MAKERS: list[TableMaker] = []
+
+
+def run_table(fn: TableMaker) -> TableMaker:
+    """Decorator: register a maker of ``(file stem, caption, DataFrame)`` tables over one or
+    several runs; the report shows them and writes each as ``<stem>.csv``."""
+    _TABLE_MAKERS.append(fn)
+    return fn
+
+
+def run_tables(run_dirs: list[Path]) -> list[tuple[str, str, "pd.DataFrame"]]:
+    """Every table that applies to these runs."""
+    return [t for maker in _TABLE_MAKERS for t in maker(run_dirs)]
+
+
 
 def _ecdf(ax, values, **kw) -> None:
     v = np.sort(np.asarray(values, float)[np.isfinite(values)])

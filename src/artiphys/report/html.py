@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import xarray as xr
 
 from artiphys.errors import RunStoreError
-from artiphys.report.figures import figures_for, has_figures, run_figures
+from artiphys.report.figures import figures_for, has_figures, run_figures, run_tables
 
 
 def _results(run_dir: Path) -> list[tuple[Path, str]]:
@@ -56,8 +56,11 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     add = page.add
 
     overview = run_figures(run_dir, summary)
-    if overview:
+    tables = run_tables([run_dir])
+    if overview or tables:
         parts.append("<h2>Overview</h2>")
+        for table in tables:
+            page.add_table(*table)
         add(overview)
     drawn: dict[str, int] = {}
     skipped: dict[str, int] = {}
@@ -103,6 +106,15 @@ class _Page:
                 f"<figcaption><b>Figure {self.n_fig}. {html.escape(title)}.</b> "
                 f"{html.escape(caption)} (<a href='{stem}.pdf'>PDF</a>)</figcaption></figure>")
 
+    def add_table(self, stem: str, caption: str, table) -> None:
+        """Show ``table`` (a DataFrame) and write it as ``<stem>.csv``."""
+        tmp = self.out_dir / f"{stem}.csv.tmp"
+        table.to_csv(tmp, index=False, float_format="%.4g")
+        tmp.replace(self.out_dir / f"{stem}.csv")
+        self.parts.append(f"<p><b>{html.escape(stem)}</b> ({html.escape(caption)}; "
+                          f"<a href='{stem}.csv'>CSV</a>)</p>" +
+                          table.to_html(index=False, float_format="%.3g", na_rep="-"))
+
     def write(self) -> Path:
         page = ("<!doctype html><html><head><meta charset='utf-8'><title>artiphys report"
                 "</title><style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
@@ -119,30 +131,27 @@ class _Page:
 
 def build_comparison_report(run_dirs, out_dir: str | Path) -> Path:
     """Write ``out_dir/index.html`` comparing the diverse results of several runs (e.g. one
-    run per model: trained and control conditions, layers by receptive-field size), and the
-    table ``out_dir/diverse_summary.csv``. Returns the path of ``index.html``."""
-    from artiphys.report.diverse_figures import (comparison_figures, diverse_summary,
-                                                 load_diverse_groups)
+    run per model: trained and control conditions, layers by receptive-field size), with its
+    tables as CSV beside it (``diverse_summary.csv``, ``diverse_condition_tests.csv``).
+    Returns the path of ``index.html``."""
+    from artiphys.report.diverse_figures import comparison_figures, load_diverse_groups
 
     runs = [Path(r) for r in run_dirs]
     missing = [str(r) for r in runs if not r.is_dir()]
     if missing:
         raise RunStoreError(f"run directory {missing[0]} does not exist; pass the --out of "
                             "a run")
-    groups = load_diverse_groups(runs)
-    if not groups:
+    tables = run_tables(runs)
+    if not tables:
         raise RunStoreError("none of these runs holds diverse results (artiphys diverse "
                             "... --out RUN); nothing to compare")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = diverse_summary(groups)
-    tmp = out_dir / "diverse_summary.csv.tmp"
-    table.to_csv(tmp, index=False, float_format="%.4g")
-    tmp.replace(out_dir / "diverse_summary.csv")
     parts = ["<h1>artiphys comparison: diverse feature visualisations</h1>",
              "<p>Runs: " + ", ".join(html.escape(str(r)) for r in runs) + "</p>",
-             "<h2>Summary</h2>" + table.to_html(index=False, float_format="%.3g",
-                                                 na_rep="-")]
+             "<h2>Summary</h2>"]
     page = _Page(out_dir, parts)
-    page.add(comparison_figures(groups))
+    for table in tables:
+        page.add_table(*table)
+    page.add(comparison_figures(load_diverse_groups(runs)))
     return page.write()
