@@ -403,6 +403,25 @@ def test_cli_diverse_controls_resume_and_reports(tmp_path):
     assert none.exit_code == 2 and "none of these runs holds diverse results" in none.output
 
 
+def test_memory_budget_splits_the_sweep(norm):
+    import json
+
+    from artiphys.synthesis.diverse import TRAINING_MEMORY_FACTOR, activation_bytes_per_image
+
+    spec = _spec(energy_cell(sf_cycles_per_px=SF, size_px=S))
+    per = activation_bytes_per_image(spec, ["pool"], S)
+    # conv (2 maps) -> square -> sum -> ... : at least the two S' x S' quadrature maps
+    assert per >= 2 * 4
+    per *= TRAINING_MEMORY_FACTOR
+    recipe = DiverseRecipe(steps=2, lambdas=(0.0, 1.0), n_images=2, patience=None)
+    for budget, split in ((per * 8, [2, 2]), (per * 4, [1, 2]), (per * 2, [1, 1])):
+        ds = diverse_sets(spec, "pool", [0, 0], norm=norm, size_px=S, recipe=recipe,
+                          feature_layer="pool", memory_budget=budget)
+        settings = json.loads(ds.attrs["settings"])
+        assert [settings["batch_units"], settings["lambda_batch"]] == split
+        assert ds.sizes["unit"] == 2 and ds.sizes["lambda"] == 2
+
+
 def test_unresponsive_unit_gets_no_gain():
     from artiphys.synthesis.diverse import DiverseRecipe as R, _sets_dataset
 

@@ -516,7 +516,8 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
                  recipe: DiverseRecipe | None = None, size_px: int | None = None,
                  norm: float | None = None, natural_folder: str | os.PathLike | None = None,
                  prior=None, feature_layer=None, batch_units: int | None = None,
-                 lambda_batch: int | None = None, progress: bool = False) -> xr.Dataset:
+                 lambda_batch: int | None = None, memory_budget: int | None = None,
+                 progress: bool = False) -> xr.Dataset:
     """Diverse sets of ``recipe.n_images`` images for each channel in ``units`` at every lambda.
 
     Parameters
@@ -543,6 +544,11 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
     lambda_batch : int, optional
         Lambdas per optimisation batch; default all (the sweep in one batch). Each batch is
         its own optimisation, so only memory and speed change.
+    memory_budget : int, optional
+        Bytes the optimisation may use when neither batch size is given; default half the
+        free GPU memory, or a quarter of the available RAM on CPU. The whole sweep runs in
+        one batch when it fits, else units (then lambdas) are split
+        (:func:`activation_bytes_per_image`; ``attrs["settings"]`` records the split).
 
     Returns
     -------
@@ -580,8 +586,10 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
     dev = module_device(spec.module)
     lams = torch.tensor(recipe.lambdas, dtype=torch.float32)
     n, L = recipe.n_images, len(recipe.lambdas)
+    if batch_units is None and lambda_batch is None:
+        batch_units, lambda_batch = _auto_batches(spec, layer, feature_layer, size, n,
+                                                  len(units), L, memory_budget)
     batch_units = int(batch_units or len(units))
-
     lambda_batch = int(lambda_batch or L)
     per_unit, steps_run, seconds = [], [], 0.0
     for b0 in range(0, len(units), batch_units):
@@ -619,6 +627,60 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
                 "lambda_batch": lambda_batch,
                 "steps_run": steps_run, "seconds": seconds, "model": spec.provenance()}
     return _sets_dataset(imgs, act, dist, rms, units, recipe, settings)
+
+
+TRAINING_MEMORY_FACTOR = 4
+"""Bytes of an optimisation step per byte of forward activations (saved activations, their
+gradients, the optimiser's and the loop's copies): a deliberately generous estimate."""
+
+
+def activation_bytes_per_image(model: ModelSpec | torch.nn.Module, layers: Sequence,
+                               size_px: int) -> int:
+    """Bytes of every module output computed for one ``size_px`` image up to ``layers``."""
+    spec = as_spec(model)
+    dev = module_device(spec.module)
+    total = 0
+
+    def hook(_module, _inputs, output):
+        nonlocal total
+        if torch.is_tensor(output):
+            total += output.numel() * output.element_size()
+
+    leaves = [m for m in spec.module.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            x = spec.preprocessing.normalise(
+                channel_mean(spec).expand(1, 3, size_px, size_px).to(dev))
+            forward_to_layers(spec, x, list(layers))
+    finally:
+        for h in handles:
+            h.remove()
+    return int(total)
+
+
+def _free_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0]) // 2
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")) // 4
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def _auto_batches(spec, layer, feature_layer, size, n, n_units, n_lambdas, budget
+                  ) -> tuple[int, int]:
+    """``(batch_units, lambda_batch)``: the whole sweep if it fits ``budget`` bytes."""
+    layers = [layer] + ([feature_layer] if feature_layer is not None else [])
+    per_image = TRAINING_MEMORY_FACTOR * activation_bytes_per_image(spec, layers, size)
+    budget = int(budget if budget is not None
+                 else _free_memory_bytes(module_device(spec.module)))
+    images = max(1, budget // max(1, per_image))
+    if images >= n_units * n_lambdas * n:
+        return n_units, n_lambdas
+    if images >= n_lambdas * n:
+        return images // (n_lambdas * n), n_lambdas
+    return 1, max(1, images // n)
 
 
 def measure_sets(model, layer, units: Sequence[int], images: torch.Tensor, unit_yx,
@@ -913,7 +975,8 @@ def save_diverse(out_dir: str | os.PathLike, sets: xr.Dataset,
 
 __all__ = ["DiverseRecipe", "TextureRecipe", "PAPER_LAMBDAS", "PAPER_LR", "diverse_sets",
            "diverse_objective", "choose_lambda", "measure_sets", "natural_patch_norm",
-           "preceding_layer", "pre_rectifier_layer", "feature_window", "centre_unit", "channel_mean", "unit_rf_size_px",
-           "min_pairwise_distance", "chosen_templates", "texture_window",
-           "linear_combination_index", "phase_invariance_index", "invariance_indices",
-           "save_diverse", "default_natural_folder"]
+           "preceding_layer", "pre_rectifier_layer", "feature_window", "centre_unit",
+           "channel_mean", "unit_rf_size_px", "min_pairwise_distance", "chosen_templates",
+           "activation_bytes_per_image", "texture_window", "linear_combination_index",
+           "phase_invariance_index", "invariance_indices", "save_diverse",
+           "default_natural_folder"]
