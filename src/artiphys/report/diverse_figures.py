@@ -338,19 +338,22 @@ def comparison_figures(groups: list[DiverseGroup]):
         fig, ax = plt.subplots(len(with_idx), 3, figsize=(10, 2.6 * len(with_idx)),
                                squeeze=False, constrained_layout=True)
         for r, (name, members) in enumerate(with_idx.items()):
+            for col, metric in enumerate(("phase_invariance_index",
+                                          "linear_combination_index")):
+                values = [_finite(g.indices[metric].values) for g in members]
+                pooled = np.concatenate(values)
+                if not pooled.size:
+                    continue
+                lo, hi = min(0.0, pooled.min()), max(1.0, pooled.max())
+                bins = np.linspace(lo, hi + 1e-9, 25)   # shared by the conditions
+                for g, v in zip(members, values):
+                    if v.size:
+                        ax[r, col].hist(v, bins=bins, histtype="step", lw=1.5,
+                                        color=colour[g.condition], label=g.condition)
             for g in members:
-                pi = g.indices["phase_invariance_index"].values
-                lc = g.indices["linear_combination_index"].values
-                kw = {"histtype": "step", "lw": 1.5, "color": colour[g.condition]}
-                if _finite(pi).size:
-                    ax[r, 0].hist(_finite(pi), bins=np.linspace(min(0, _finite(pi).min()),
-                                                               max(1.2, _finite(pi).max()),
-                                                               20), label=g.condition, **kw)
-                if _finite(lc).size:
-                    ax[r, 1].hist(_finite(lc), bins=np.linspace(min(0, _finite(lc).min()),
-                                                               max(1.2, _finite(lc).max()),
-                                                               20), **kw)
-                ax[r, 2].scatter(lc, pi, s=8, color=colour[g.condition], alpha=0.8)
+                ax[r, 2].scatter(g.indices["linear_combination_index"].values,
+                                 g.indices["phase_invariance_index"].values, s=8,
+                                 color=colour[g.condition], alpha=0.8)
             ax[r, 0].set_ylabel(f"{name}\nunits", fontsize=7)
             ax[r, 0].legend(fontsize=6)
             ax[r, 2].set_ylabel("phase invariance", fontsize=7)
