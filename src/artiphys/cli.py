@@ -572,7 +572,7 @@ def top_patches_cmd(spec, device, images_dir, layers, units_arg, k, position, n_
 @click.option("--natural-images", type=click.Path(file_okay=False), default=None,
               help="Folder of natural images for the default norm.")
 @click.option("--batch-units", type=int, default=None,
-              help="Units per optimisation batch (memory) [default: all].")
+              help="Units per optimisation batch [default: all that fit the memory budget].")
 @click.option("--indices/--no-indices", default=True, show_default=True,
               help="Also compute the phase-invariance and linear-combination indices.")
 @click.option("--texture-steps", type=int, default=1000, show_default=True)

@@ -340,7 +340,7 @@ def comparison_figures(groups: list[DiverseGroup]):
         for r, (name, members) in enumerate(with_idx.items()):
             for col, metric in enumerate(("phase_invariance_index",
                                           "linear_combination_index")):
-                values = [_finite(g.indices[metric].values) for g in members]
+                values = [_unit_values(g, metric) for g in members]
                 pooled = np.concatenate(values)
                 if not pooled.size:
                     continue
@@ -351,8 +351,9 @@ def comparison_figures(groups: list[DiverseGroup]):
                         ax[r, col].hist(v, bins=bins, histtype="step", lw=1.5,
                                         color=colour[g.condition], label=g.condition)
             for g in members:
-                ax[r, 2].scatter(g.indices["linear_combination_index"].values,
-                                 g.indices["phase_invariance_index"].values, s=8,
+                ok = g.sets["responsive"].values.astype(bool)
+                ax[r, 2].scatter(g.indices["linear_combination_index"].values[ok],
+                                 g.indices["phase_invariance_index"].values[ok], s=8,
                                  color=colour[g.condition], alpha=0.8)
             ax[r, 0].set_ylabel(f"{name}\nunits", fontsize=7)
             ax[r, 0].legend(fontsize=6)
@@ -364,7 +365,8 @@ def comparison_figures(groups: list[DiverseGroup]):
                      "Histograms of the phase-invariance index (windowed crops of an optimised "
                      "texture vs the templates) and the linear-combination index (pairwise "
                      "template averages vs the templates), and their scatter: texture-like "
-                     "units sit high on both, shape-like units high only on the second. "
+                     "units sit high on both, shape-like units high only on the second "
+                     "(responsive units). "
                      "Compare Cadena et al. (2018) Figs. 8C-E and 10B.", fig))
 
     table = diverse_summary(groups)
