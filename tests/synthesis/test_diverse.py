@@ -401,6 +401,11 @@ def test_cli_diverse_controls_resume_and_reports(tmp_path):
     none = CliRunner().invoke(main, ["report", str(tmp_path / "cmp"), str(tmp_path / "cmp"),
                                      "--out", str(tmp_path / "c2")])
     assert none.exit_code == 2 and "none of these runs holds diverse results" in none.output
+    gone = CliRunner().invoke(main, ["report", str(out), str(tmp_path / "nope"), "--out",
+                                     str(tmp_path / "c3")])
+    assert gone.exit_code == 2 and "does not exist" in gone.output
+    several = CliRunner().invoke(main, ["report", str(out), str(out)])
+    assert several.exit_code == 2 and "needs --out" in several.output
 
 
 def test_memory_budget_splits_the_sweep(norm):
