@@ -324,6 +324,7 @@ def test_report_figures(energy_result):
 
     spec, ds = energy_result
     ind = invariance_indices(spec, ds, texture=TextureRecipe(steps=2, crops_per_step=2))
+    assert ind.attrs["texture_steps_run"] == 2 and ind.attrs["eval_offsets"] > 0
     figs = figures_for(ds) + figures_for(ind)
     assert [t for t, _, _ in figs] == ["Diversity vs activation trade-off", "Diverse sets",
                                        "Sets at every lambda: pool:0", "Invariance indices"]

@@ -952,6 +952,7 @@ def invariance_indices(model, ds: xr.Dataset, *, texture: TextureRecipe | None =
     out = xr.merge([lc.drop_vars("template_activation"), ph], compat="override")
     out = out.assign_coords(channel=("unit", ds["channel"].values),
                             layer=("unit", ds["layer"].values))
+    out.attrs.update(ph.attrs)   # texture steps run, offsets evaluated, norm rule
     out.attrs.update({"analysis": "diverse_indices", "layer": ds.attrs["layer"],
                       "size_px": ds.attrs["size_px"], "model": ds.attrs.get("model", ""),
                       "condition": ds.attrs.get("condition", ""),
