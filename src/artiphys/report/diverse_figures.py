@@ -17,14 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
+from matplotlib.ticker import NullFormatter
 
 from artiphys.report.figures import figure_for, plt, run_figure, run_table, unit_labels
 
 
 def _log_x(ax) -> None:
     """Log x axis with decade labels only (minor labels collide over short ranges)."""
-    from matplotlib.ticker import NullFormatter
-
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -379,23 +378,24 @@ def comparison_figures(groups: list[DiverseGroup]):
             style = {"color": f"C{models.index(model)}", "marker": markers[
                 list(colour).index(cond) % len(markers)], "ms": 4,
                 "mfc": "white" if cond in CONTROLS else None,
+                "ls": "--" if cond in CONTROLS else "-",
                 "label": f"{model} ({cond})"}
             for a, short in zip(ax[:2], ("phase_invariance", "linear_combination")):
                 med = t[f"{short}_median"].to_numpy()
                 err = [med - t[f"{short}_q25"].to_numpy(), t[f"{short}_q75"].to_numpy() - med]
                 a.errorbar(t["rf_px"], med, yerr=err, capsize=2, lw=1, **style)
-            ax[2].plot(t["rf_px"], t["diversity_gain_median"], "-", lw=1, **style)
+            ax[2].plot(t["rf_px"], t["diversity_gain_median"], lw=1, **style)
         for a, label in zip(ax, ("phase-invariance index", "linear-combination index",
                                  "diversity gain")):
             a.set_xlabel("receptive field (px)")
             a.set_ylabel(f"median {label}")
-        ax[2].set_yscale("log")
         ax[0].legend(fontsize=6)
         figs.append(("Invariance against receptive-field size",
                      "Per layer (one point per model, condition and layer at its RF size): "
                      "median and quartiles of the indices over responsive units, median "
                      "diversity gain. Layers of matching RF compare architectures (Cadena "
-                     "et al. 2018: VGG-19 vs ResNet-50); filled = trained, open = controls.",
+                     "et al. 2018: VGG-19 vs ResNet-50); filled = trained, open and dashed = "
+                     "controls.",
                      fig))
     return figs
 
