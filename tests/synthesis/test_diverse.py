@@ -189,6 +189,20 @@ def test_preceding_layer_and_window():
     assert pre_rectifier_layer(net, "features.6") is None  # pooling in between
 
 
+def test_preceding_layer_of_shared_modules_is_the_call_the_conv_reads():
+    import torchvision
+
+    r18 = as_spec(torchvision.models.resnet18().eval())
+    # block 0 ends with the 2nd call of its shared relu: read it as the block's output
+    assert preceding_layer(r18, "layer1.1.conv1") == "layer1.0"
+    assert preceding_layer(r18, "layer1.0.conv2") == "layer1.0.relu"   # its 1st call
+    r50 = as_spec(torchvision.models.resnet50().eval())
+    # bottleneck conv3 reads the relu's 2nd call inside the block: before the rectifier
+    assert preceding_layer(r50, "layer1.1.conv3") == "layer1.1.bn2"
+    feats = forward_to_layers(r50, torch.randn(1, 3, 32, 32), ["layer1.0", "layer1.1.relu"])
+    assert feats["layer1.0"].shape[1] == 256 and feats["layer1.1.relu"].shape[1] == 64
+
+
 def test_natural_patch_norm(norm):
     assert norm == pytest.approx(MEASURED_NORM, rel=0.01)
     # half the norm of 17 px RGB patches around mid-grey: a per-pixel RMS of ~0.1-0.4

@@ -266,7 +266,10 @@ def _own_conv(spec: ModelSpec, layer) -> tuple[str | None, str | None, bool]:
     Walks back the torch.fx graph from ``layer`` through non-convolution nodes to the first
     ``nn.Conv2d`` module; ``input_path`` is the module that produced that convolution's
     input (None for the model input), ``crossed_pool`` whether the walk passed a pooling
-    module (positions then no longer map one to one).
+    module (positions then no longer map one to one). When that input is a later call of a
+    shared module, the container it ends is used (ResNet: the block), else the walk goes on
+    to the module before it (inside a torchvision bottleneck, ``conv3`` reads the shared
+    ``relu``'s second call: its distances are taken on ``bn2``, before the rectifier).
     """
     from artiphys.models.receptive_field import GeometryError, trace_geometry
 
@@ -276,9 +279,19 @@ def _own_conv(spec: ModelSpec, layer) -> tuple[str | None, str | None, bool]:
     except GeometryError:
         return None, None, False
     path_of: dict = {}
+    paths_of: dict = {}
+    first_call: dict = {}
     for path, node in traced.calls:
         if path:
             path_of.setdefault(node, path)
+            paths_of.setdefault(node, []).append(path)
+            first_call.setdefault(path, node)
+
+    def readable_path(n) -> str | None:
+        """A module path whose (first) call returns node ``n``: what forward_to_layers
+        reads. A later call of a shared module (ResNet's ``relu`` ending a block) is read
+        through the container it ends (the block), else not at all (None)."""
+        return next((q for q in paths_of.get(n, ()) if first_call[q] is n), None)
     modules = dict(spec.module.named_modules())
     nodes = traced.nodes_of(ref.name)
     if not nodes:
@@ -307,7 +320,7 @@ def _own_conv(spec: ModelSpec, layer) -> tuple[str | None, str | None, bool]:
     # node outside the conv's module path
     node = tensor_input(node)
     while node is not None and node.op != "placeholder":
-        p = path_of.get(node)
+        p = readable_path(node)
         if p is not None and p != conv_path and not p.startswith(conv_path + "."):
             return conv_path, p, crossed
         node = tensor_input(node)
