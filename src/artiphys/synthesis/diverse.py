@@ -96,7 +96,28 @@ TEXTURE_WINDOW_RATIO = 2.4
 
 
 @dataclass(frozen=True)
-class DiverseRecipe:
+class LoopRecipe:
+    """Optimisation-loop settings shared by diverse sets and textures (see
+    :func:`loop_settings`): at most ``steps`` steps, early stop after ``patience`` steps
+    without a rise, the optimiser and its step sizes, the 1/f^exponent gradient
+    preconditioning, the seed, and the channels-last layout."""
+
+    steps: int = 1000
+    lr: float = PAPER_LR
+    patience: int | None = 100
+    precondition_exponent: float = 0.5
+    optimizer: str = "normalized_sgd"
+    step_fraction: float = 0.1
+    final_step_fraction: float = 0.005
+    seed: int = 0
+    channels_last: bool = True
+
+    def __post_init__(self):
+        _check_optimizer(self.optimizer)
+
+
+@dataclass(frozen=True)
+class DiverseRecipe(LoopRecipe):
     """How to optimise a diverse set (defaults: Cadena et al. 2018, see module doc).
 
     Attributes
@@ -132,18 +153,9 @@ class DiverseRecipe:
     alpha: float = 0.0
     distance: str = "features"
     feature_window: str = "unit"
-    steps: int = 1000
-    lr: float = PAPER_LR
-    patience: int | None = 100
-    precondition_exponent: float = 0.5
-    optimizer: str = "normalized_sgd"
-    step_fraction: float = 0.1
-    final_step_fraction: float = 0.005
-    seed: int = 0
-    channels_last: bool = True
 
     def __post_init__(self):
-        _check_optimizer(self.optimizer)
+        super().__post_init__()
         if self.n_images < 2:
             raise ArtiphysError(f"a diverse set needs n_images >= 2, got {self.n_images}")
         lams = tuple(float(v) for v in self.lambdas)
@@ -187,7 +199,7 @@ def loop_settings(recipe, norm: float, group_size: int = 1,
     """
     base = (fourier_preconditioner(recipe.precondition_exponent)
             if recipe.precondition_exponent else None)
-    layout = {"channels_last": bool(getattr(recipe, "channels_last", False))}
+    layout = {"channels_last": bool(recipe.channels_last)}
     if recipe.optimizer == "adam":
         return {"optimizer": "adam", "lr": float(recipe.lr), "preconditioner": base, **layout}
 
@@ -840,27 +852,15 @@ def linear_combination_index(model, ds: xr.Dataset) -> xr.Dataset:
 
 
 @dataclass(frozen=True)
-class TextureRecipe:
+class TextureRecipe(LoopRecipe):
     """Texture optimisation for the phase-invariance index.
 
     ``crops_per_step`` random crop offsets per step (the same for every unit); the index is
     evaluated on all offsets on a grid of step ``eval_stride_px`` (default ``max(1, RF // 8)``).
     """
 
-    steps: int = 1000
-    lr: float = PAPER_LR
-    patience: int | None = 100
     crops_per_step: int = 16
     eval_stride_px: int | None = None
-    precondition_exponent: float = 0.5
-    optimizer: str = "normalized_sgd"
-    step_fraction: float = 0.1
-    final_step_fraction: float = 0.005
-    seed: int = 0
-    channels_last: bool = True
-
-    def __post_init__(self):
-        _check_optimizer(self.optimizer)
 
 
 def _crop_norm_projection(window: torch.Tensor, target: float):
@@ -987,7 +987,7 @@ def save_diverse(out_dir: str | os.PathLike, sets: xr.Dataset,
     return paths
 
 
-__all__ = ["DiverseRecipe", "TextureRecipe", "PAPER_LAMBDAS", "PAPER_LR", "diverse_sets",
+__all__ = ["DiverseRecipe", "TextureRecipe", "LoopRecipe", "PAPER_LAMBDAS", "PAPER_LR", "diverse_sets",
            "diverse_objective", "choose_lambda", "measure_sets", "natural_patch_norm",
            "preceding_layer", "pre_rectifier_layer", "feature_window", "centre_unit",
            "channel_mean", "unit_rf_size_px", "min_pairwise_distance", "chosen_templates",
