@@ -987,8 +987,8 @@ def save_diverse(out_dir: str | os.PathLike, sets: xr.Dataset,
     return paths
 
 
-__all__ = ["DiverseRecipe", "TextureRecipe", "LoopRecipe", "PAPER_LAMBDAS", "PAPER_LR", "diverse_sets",
-           "diverse_objective", "choose_lambda", "measure_sets", "natural_patch_norm",
+__all__ = ["DiverseRecipe", "TextureRecipe", "LoopRecipe", "PAPER_LAMBDAS", "PAPER_LR",
+           "diverse_sets", "diverse_objective", "choose_lambda", "measure_sets", "natural_patch_norm",
            "preceding_layer", "pre_rectifier_layer", "feature_window", "centre_unit",
            "channel_mean", "unit_rf_size_px", "min_pairwise_distance", "chosen_templates",
            "activation_bytes_per_image", "texture_window", "linear_combination_index",
