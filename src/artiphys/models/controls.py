@@ -75,3 +75,8 @@ def weight_shuffled_twin(model: ModelSpec | nn.Module, seed: int = 0) -> ModelSp
             p.copy_(flat[perm].view_as(p))
     return replace(spec, module=module.eval(), condition="weight-shuffled", seed=seed,
                    aliases=dict(spec.aliases))
+
+
+TWINS = {"untrained": untrained_twin, "weight-shuffle": weight_shuffled_twin}
+"""Control name (as on the command line) -> twin maker ``f(model, seed)``; the twins'
+conditions are ``"untrained"`` and ``"weight-shuffled"``."""

@@ -155,8 +155,9 @@ def _key(ds: xr.Dataset) -> tuple[str, str, str]:
 
 
 def load_diverse_groups(run_dirs) -> list[DiverseGroup]:
-    """Every diverse result under ``run_dirs`` (loaded), matched with its indices by
-    (model, condition, layer) within its run; sorted by model, receptive field, condition."""
+    """Every diverse result under ``run_dirs`` (loaded without its images and textures),
+    matched with its indices by (model, condition, layer) within its run; sorted by model,
+    receptive field, condition."""
     groups = []
     for run in [Path(r) for r in run_dirs]:
         sets, indices = {}, {}
@@ -166,9 +167,10 @@ def load_diverse_groups(run_dirs) -> list[DiverseGroup]:
             with xr.open_dataset(path) as ds:
                 kind = ds.attrs.get("analysis")
                 if kind == "diverse":
-                    sets[_key(ds)] = ds.load()
+                    # comparisons need the per-unit numbers, not the images (the bulk)
+                    sets[_key(ds)] = ds.drop_vars("images", errors="ignore").load()
                 elif kind == "diverse_indices":
-                    indices[_key(ds)] = ds.load()
+                    indices[_key(ds)] = ds.drop_vars("texture", errors="ignore").load()
         for key, ds in sets.items():
             groups.append(DiverseGroup(*key, int(ds.attrs.get("size_px", 0)), ds,
                                        indices.get(key), run))

@@ -18,7 +18,7 @@ from pathlib import Path
 import xarray as xr
 
 from artiphys.errors import ArtiphysError
-from artiphys.models.controls import untrained_twin, weight_shuffled_twin
+from artiphys.models.controls import TWINS
 from artiphys.models.layers import resolve_layer
 from artiphys.models.spec import ModelSpec, as_spec
 from artiphys.store.rundir import RunDir, file_label
@@ -30,9 +30,6 @@ from artiphys.synthesis.diverse import (
     pre_rectifier_layer,
 )
 from artiphys.synthesis.priors import prior_name
-
-CONTROLS = {"untrained": untrained_twin, "weight-shuffle": weight_shuffled_twin}
-"""Control name -> twin maker (same architecture: random init; each layer's weights permuted)."""
 
 
 def diverse_experiment(model: ModelSpec, layers: Sequence, units: Sequence[int], *,
@@ -54,16 +51,16 @@ def diverse_experiment(model: ModelSpec, layers: Sequence, units: Sequence[int],
     spec = as_spec(model)
     recipe = recipe or DiverseRecipe()
     texture = texture or TextureRecipe(optimizer=recipe.optimizer)
-    unknown = [c for c in controls if c not in CONTROLS]
+    unknown = [c for c in controls if c not in TWINS]
     if unknown:
         raise ArtiphysError(f"unknown control {unknown[0]!r} for diverse sets; choose from "
-                            f"{', '.join(CONTROLS)}")
+                            f"{', '.join(TWINS)}")
     units = [int(u) for u in units]
     if not units or not layers:
         raise ArtiphysError("give at least one layer and one unit, e.g. --layer conv3_1 "
                             "--units 0-31")
     labels = [resolve_layer(spec, la).label for la in layers]
-    models = [spec] + [CONTROLS[c](spec, seed=int(spec.seed or 0)) for c in controls]
+    models = [spec] + [TWINS[c](spec, seed=int(spec.seed or 0)) for c in controls]
     conditions = [m.condition for m in models]
     if len(set(conditions)) < len(conditions):
         raise ArtiphysError(f"conditions repeat ({', '.join(conditions)}): do not ask for a "
@@ -115,4 +112,4 @@ def diverse_experiment(model: ModelSpec, layers: Sequence, units: Sequence[int],
     return run
 
 
-__all__ = ["CONTROLS", "diverse_experiment"]
+__all__ = ["diverse_experiment"]

@@ -110,7 +110,7 @@ def characterize(model, layers: Sequence[str], out, *,
     lifetime sparseness), ``kurtosis_median``, ``n_excluded_kurtosis`` and the extras above.
     The ``shuffle`` condition holds the trained model's results on shuffled responses.
     """
-    from artiphys.models.controls import untrained_twin, weight_shuffled_twin
+    from artiphys.models.controls import TWINS
     from artiphys.models.spec import as_spec
     from artiphys.store.atomic import atomic_write_json
 
@@ -136,10 +136,10 @@ def characterize(model, layers: Sequence[str], out, *,
                        ti_axes=tuple(ti_axes), shape_size_px=shape_size_px, ref_r=ref_r,
                        device=device, batch_size=batch_size)
     models = {"trained": spec}
-    if "untrained" in controls:
-        models["untrained"] = untrained_twin(spec, seed=seed)
-    if "weight-shuffle" in controls:
-        models["weight-shuffled"] = weight_shuffled_twin(spec, seed=seed)
+    for name, make_twin in TWINS.items():
+        if name in controls:
+            twin = make_twin(spec, seed=seed)
+            models[twin.condition] = twin
     summary: dict = {"model": spec.provenance(), "tests": list(tests), "controls": list(controls),
                      "kurtosis_threshold": kurtosis_threshold, "reference_fits": ref_name,
                      "layer_order": list(layers), "layers": {}}
