@@ -93,6 +93,14 @@ class ModelSpec:
         }
 
 
+def model_info(spec: ModelSpec) -> dict:
+    """Provenance, number of parameters and aliases of a loaded model (``model-info``)."""
+    info = spec.provenance()
+    info["n_parameters"] = sum(p.numel() for p in spec.module.parameters())
+    info["aliases"] = spec.aliases
+    return info
+
+
 def as_spec(model: ModelSpec | nn.Module, preprocessing: Preprocessing | None = None) -> ModelSpec:
     """Wrap a plain ``nn.Module`` (user model) as a :class:`ModelSpec`; pass specs through."""
     if isinstance(model, ModelSpec):

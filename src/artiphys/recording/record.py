@@ -1,20 +1,17 @@
-"""Record unit responses to a stimulus set, in memory or streamed to a run directory.
+"""Record unit responses to a stimulus set into labelled arrays.
 
 ``record(model, stimuli, layers)`` returns, per layer, an ``xarray.DataArray`` with dims
 ``("stimulus", "unit")``; unit coords ``layer, channel, y, x``; every stimulus parameter a
-``stimulus`` coord. ``record_to_store`` writes the same arrays in chunks of stimuli to a
-run directory (bounded memory, resumable) and ``load_responses`` reads them back.
+``stimulus`` coord. :class:`Recorder` keeps the model hooked to record any number of
+slices (the ``record`` experiment streams chunks of a set into a run directory with it).
 """
 
 from __future__ import annotations
 
 import math
-import platform
 import re
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,17 +19,13 @@ import torch
 import xarray as xr
 from torch import nn
 
-from artiphys.errors import (ArtiphysError, ResponseError, RunStoreError, StimulusError,
-                             UnknownLayerError, close_matches)
+from artiphys.errors import (ResponseError, StimulusError,
+                             UnknownLayerError)
 from artiphys.models.layers import LayerRef, resolve_layer
 from artiphys.models.spec import ModelSpec, as_spec, default_device
 from artiphys.recording.hooks import Capture
-from artiphys.recording.units import (UnitSelector, check_units_mapping, units_mode,
-                                      units_to_json)
+from artiphys.recording.units import (UnitSelector, check_units_mapping)
 from artiphys.stimuli.base import StimulusSet, to_model_input
-from artiphys.store.atomic import netcdf_engine
-from artiphys.store.rundir import RunDir, utc_now
-from artiphys.store.rundir import file_label
 
 #: unit coords; stimulus parameters with these names are stored as ``stimulus_<name>``
 UNIT_COORDS = ("layer", "channel", "y", "x")
@@ -281,24 +274,8 @@ def record(model: ModelSpec | nn.Module, stimuli, layers: Layers, units="center"
     Runs under ``torch.inference_mode``; the forward stops after the last requested layer;
     each hook copies only the selected units, before any later in-place op can change them.
     """
-    spec = as_spec(model)
-    stimuli = as_stimulus_set(stimuli)
-    refs = resolve_layers(spec, layers)
-    batch_size = _positive(batch_size, "batch_size")
-    n = len(stimuli)
-    buffers: dict[str, np.ndarray] = {}
-    with _session(spec, refs, units, device) as session:
-        for lo, hi, arrays in session.batches(stimuli, 0, n, batch_size):
-            for label, a in arrays.items():
-                if label not in buffers:
-                    buffers[label] = np.empty((n, a.shape[1]), dtype=np.float32)
-                buffers[label][lo:hi] = a
-            if progress is not None:
-                progress(hi)
-        selectors = dict(session.capture.selectors)
-    stim_coords = stimulus_coords(stimuli.params)
-    return {ref.label: _dataarray(buffers[ref.label], selectors[ref.label], ref, stimuli, 0, n,
-                                  spec, stim_coords) for ref in refs}
+    with Recorder(model, layers, units, batch_size=batch_size, device=device) as rec:
+        return rec.record(stimuli, progress=progress)
 
 
 def _positive(value, name: str) -> int:
@@ -311,210 +288,64 @@ def _positive(value, name: str) -> int:
     return value
 
 
-# ---- streaming to a run directory --------------------------------------------------------
+# ---- recording slices of a set with one hooked model ---------------------------------------
 
-def _chunk_key(label: str, i: int) -> str:
-    return f"responses/{label}/{i:05d}"
+class Recorder:
+    """A model hooked on ``layers``, recording any slice of any stimulus set.
 
-
-def _chunk_relpath(label: str, i: int) -> str:
-    return f"responses/{file_label(label)}/chunk-{i:05d}.nc"
-
-
-def record_to_store(model: ModelSpec | nn.Module, stimuli, layers: Layers, out,
-                    units="center", *, chunk_size: int = 512, batch_size: int = 64,
-                    device: str | torch.device | None = None, resume: bool = False,
-                    command: Sequence[str] | None = None, metadata: Mapping | None = None,
-                    progress: Progress | None = None) -> RunDir:
-    """Record like :func:`record`, writing chunks of ``chunk_size`` stimuli to run dir ``out``.
-
-    Each chunk of each layer is one netCDF file
-    (``responses/<layer>/chunk-00000.nc``, opens with ``xarray.open_dataset``; variable
-    ``responses``), written atomically and then entered in ``index.json`` with its sha256.
-    Memory is bounded by one chunk. With ``resume``, chunks already finished (and intact)
-    are skipped; the manifest must then describe the same recording.
-
-    Parameters
-    ----------
-    out : path
-        Run directory (created).
-    chunk_size : int
-        Stimuli per chunk file.
-    resume : bool
-        Continue the run in ``out``.
-    command : list of str, optional
-        Command line stored in the manifest (default ``sys.argv``).
-    metadata : dict, optional
-        Extra JSON-able entries for the manifest (e.g. the stimulus options as typed).
-    Other parameters as in :func:`record`.
-
-    Returns
-    -------
-    RunDir
-        Read results with :func:`load_responses`.
-
-    Raises
-    ------
-    RunStoreError
-        ``out`` holds another run (without ``resume``) or a run of different settings.
+    Use as a context manager (``with Recorder(spec, layers) as rec``); the hooks are
+    removed and the model put back (device, train/eval mode) on exit, whatever happens.
+    Each :meth:`record` call returns DataArrays like :func:`record`'s, with ``stimulus``
+    coords ``start..stop-1`` (the stimuli's indices in the whole set).
     """
-    import artiphys
 
-    spec = as_spec(model)
-    stimuli = as_stimulus_set(stimuli)
-    refs = resolve_layers(spec, layers)
-    chunk_size = _positive(chunk_size, "chunk_size")
-    batch_size = _positive(batch_size, "batch_size")
-    check_units_mapping(units, [(r.label, r.name, r.alias) for r in refs])
-    n = len(stimuli)
-    n_chunks = math.ceil(n / chunk_size)
-    dev = default_device(device)
-    identity = {
-        "kind": "responses",
-        "model": spec.provenance(),
-        "stimuli": stimuli.describe(),
-        "layers": [ref.name for ref in refs],
-        "units": units_to_json(units),
-        "chunk_size": chunk_size,
-        "batch_size": batch_size,
-    }
-    manifest = {
-        "kind": "responses",
-        "artiphys_version": artiphys.__version__,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "device": str(dev),
-        "netcdf_engine": netcdf_engine(),
-        "command": list(command) if command is not None else list(sys.argv),
-        "model": spec.provenance(),
-        "seeds": {"model": spec.seed, "stimuli": stimuli.meta.get("seed")},
-        "stimuli": {**stimuli.describe(), "parameters": list(map(str, stimuli.params.columns))},
-        "layers": [{"label": ref.label, "name": ref.name, "alias": ref.alias,
-                    "files": f"responses/{file_label(ref.label)}/"} for ref in refs],
-        "units": units_to_json(units),
-        "units_mode": units_mode(units),
-        "n_stimuli": n,
-        "chunk_size": chunk_size,
-        "n_chunks": n_chunks,
-        "batch_size": batch_size,
-        "started_utc": utc_now(),
-        **dict(metadata or {}),
-    }
-    is_new = not (Path(out) / "manifest.json").exists()
-    run = RunDir.create(out, manifest, identity=identity, resume=resume)
-    try:
-        with run.lock():
-            todo = [i for i in range(n_chunks)
-                    if not all(run.chunk_done(_chunk_key(r.label, i)) for r in refs)]
-            done = n - sum(min(chunk_size, n - i * chunk_size) for i in todo)
-            if progress is not None and done:
-                progress(done)
-            if todo:
-                with _session(spec, refs, units, device) as session:
-                    for i in todo:
-                        done += _record_chunk(run, session, spec, stimuli, refs, i, chunk_size,
-                                              batch_size, progress, done)
-            run.update_manifest(finished_utc=utc_now())
-    except ArtiphysError:
-        if is_new:  # failed before writing anything: leave no run behind to --resume
-            run.discard_if_empty()
-        raise
-    return run
+    def __init__(self, model: ModelSpec | nn.Module, layers: Layers, units="center", *,
+                 batch_size: int = 64, device: str | torch.device | None = None):
+        self.spec = as_spec(model)
+        self.refs = resolve_layers(self.spec, layers)
+        self.units = units
+        self.batch_size = _positive(batch_size, "batch_size")
+        self.device = device
+        self._cm = None
+        self._session: _Session | None = None
+
+    def __enter__(self) -> Recorder:
+        self._cm = _session(self.spec, self.refs, self.units, self.device)
+        self._session = self._cm.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        cm, self._cm, self._session = self._cm, None, None
+        cm.__exit__(*exc)
+
+    @property
+    def device_used(self) -> torch.device:
+        return self._session.device if self._session else default_device(self.device)
+
+    def record(self, stimuli, start: int = 0, stop: int | None = None, *,
+               progress: Progress | None = None) -> dict[str, xr.DataArray]:
+        """Responses of every hooked layer to stimuli ``start:stop`` (default all)."""
+        if self._session is None:
+            raise RuntimeError("use Recorder as a context manager: with Recorder(...) as rec")
+        stimuli = as_stimulus_set(stimuli)
+        stop = len(stimuli) if stop is None else min(int(stop), len(stimuli))
+        buffers: dict[str, np.ndarray] = {}
+        for lo, hi, arrays in self._session.batches(stimuli, start, stop, self.batch_size):
+            for label, a in arrays.items():
+                if label not in buffers:
+                    buffers[label] = np.empty((stop - start, a.shape[1]), dtype=np.float32)
+                buffers[label][lo - start:hi - start] = a
+            if progress is not None:
+                progress(hi - start)
+        selectors = self._session.capture.selectors
+        coords = stimulus_coords(stimuli.params.iloc[start:stop])
+        return {ref.label: _dataarray(buffers[ref.label], selectors[ref.label], ref, stimuli,
+                                      start, stop, self.spec, coords) for ref in self.refs}
 
 
-def _chunk_bounds(i: int, chunk_size: int, n: int) -> tuple[int, int]:
-    return i * chunk_size, min((i + 1) * chunk_size, n)
-
-
-def _record_chunk(run: RunDir, session: _Session, spec: ModelSpec, stimuli: StimulusSet,
-                  refs: list[LayerRef], i: int, chunk_size: int, batch_size: int,
-                  progress: Progress | None, done_before: int) -> int:
-    """Record chunk ``i`` and write one file per layer; return its number of stimuli."""
-    start, stop = _chunk_bounds(i, chunk_size, len(stimuli))
-    buffers: dict[str, np.ndarray] = {}
-    for lo, hi, arrays in session.batches(stimuli, start, stop, batch_size):
-        for label, a in arrays.items():
-            if label not in buffers:
-                buffers[label] = np.empty((stop - start, a.shape[1]), dtype=np.float32)
-            buffers[label][lo - start:hi - start] = a
-        if progress is not None:
-            progress(done_before + hi - start)
-    selectors = session.capture.selectors
-    stim_coords = stimulus_coords(stimuli.params.iloc[start:stop])
-    for ref in refs:
-        key = _chunk_key(ref.label, i)
-        if run.chunk_done(key):
-            continue
-        da = _dataarray(buffers[ref.label], selectors[ref.label], ref, stimuli, start, stop, spec,
-                        stim_coords)
-        da.attrs.update(chunk=i, chunk_start=start, chunk_stop=stop)
-        run.write_netcdf(_chunk_relpath(ref.label, i), da.to_dataset(name="responses"),
-                         chunk=key, layer=ref.label, start=start, stop=stop,
-                         device=str(session.device), finished_utc=utc_now())
-    return stop - start
-
-
-# ---- reading back ------------------------------------------------------------------------
-def _open_run(run: RunDir | str | Path) -> RunDir:
-    return run if isinstance(run, RunDir) else RunDir.open(run)
-
-
-def _layer_entry(run: RunDir, layer: str) -> dict:
-    layers = run.manifest.get("layers", [])
-    for entry in layers:
-        if layer in (entry["label"], entry["name"], entry.get("alias")):
-            return entry
-    labels = [e["label"] for e in layers]
-    raise UnknownLayerError(f"run {run.path} has no responses of layer {layer!r}."
-                            f"{close_matches(layer, labels)} Recorded layers: {', '.join(labels)}")
-
-
-def iter_response_chunks(run: RunDir | str | Path, layer: str) -> Iterator[xr.DataArray]:
-    """One layer's responses chunk by chunk, in stimulus order (memory: one chunk).
-
-    Raises
-    ------
-    RunStoreError
-        The run is not finished (missing chunks); re-run the command with ``--resume``.
-    UnknownLayerError
-        The layer was not recorded in this run.
-    """
-    run = _open_run(run)
-    label = _layer_entry(run, layer)["label"]
-    n_chunks = int(run.manifest["n_chunks"])
-    keys = [_chunk_key(label, i) for i in range(n_chunks)]
-    missing = [k for k in keys if not run.chunk_done(k, verify=False)]
-    if missing:
-        raise RunStoreError(
-            f"run {run.path} is unfinished: {len(missing)} of {n_chunks} chunks of layer "
-            f"{label!r} are missing; run the same command again with --resume")
-    for key in keys:
-        with xr.open_dataset(run.chunk_file(key)) as ds:
-            da = ds["responses"].load()
-        # netCDF3 (the fallback format) has no int64 and gives text as fixed-width str:
-        # restore the dtypes that record() gives
-        da = da.assign_coords({name: c.astype(np.int64) for name, c in da.coords.items()
-                               if c.dtype.kind in "iu" and c.dtype != np.int64})
-        da = da.assign_coords({name: c.astype(object) for name, c in da.coords.items()
-                               if c.dtype.kind in "US"})
-        da.attrs["layer_shape_chw"] = [int(v) for v in np.atleast_1d(da.attrs["layer_shape_chw"])]
-        yield da.rename(label)
-
-
-def load_responses(run: RunDir | str | Path, layer: str) -> xr.DataArray:
-    """Read one layer's responses from a run directory (all chunks, in stimulus order).
-
-    Returns the same DataArray that :func:`record` returns for that layer. For runs too
-    big for memory, use :func:`iter_response_chunks`.
-
-    Raises
-    ------
-    RunStoreError
-        The run is not finished (missing chunks); re-run the command with ``--resume``.
-    UnknownLayerError
-        The layer was not recorded in this run.
-    """
-    parts = list(iter_response_chunks(run, layer))
+def concat_chunks(parts: Sequence[xr.DataArray]) -> xr.DataArray:
+    """Chunks of one layer's responses (in stimulus order) as one DataArray."""
+    parts = list(parts)
     da = parts[0] if len(parts) == 1 else xr.concat(parts, dim="stimulus",
                                                     combine_attrs="drop_conflicts")
     for key in ("chunk", "chunk_start", "chunk_stop"):
@@ -522,7 +353,13 @@ def load_responses(run: RunDir | str | Path, layer: str) -> xr.DataArray:
     return da
 
 
-def load_run_responses(run: RunDir | str | Path) -> dict[str, xr.DataArray]:
-    """Every layer of a run: ``{label: DataArray}`` (see :func:`load_responses`)."""
-    run = _open_run(run)
-    return {e["label"]: load_responses(run, e["label"]) for e in run.manifest.get("layers", [])}
+def restore_dtypes(da: xr.DataArray) -> xr.DataArray:
+    """Undo what netCDF does to :func:`record`'s coords: int64 and object text back."""
+    da = da.assign_coords({name: c.astype(np.int64) for name, c in da.coords.items()
+                           if c.dtype.kind in "iu" and c.dtype != np.int64})
+    da = da.assign_coords({name: c.astype(object) for name, c in da.coords.items()
+                           if c.dtype.kind in "US"})
+    if "layer_shape_chw" in da.attrs:
+        da.attrs["layer_shape_chw"] = [int(v) for v in
+                                       np.atleast_1d(da.attrs["layer_shape_chw"])]
+    return da

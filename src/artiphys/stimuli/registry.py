@@ -34,7 +34,7 @@ def available_sets() -> list[str]:
 
 def make_stimuli(name: str, **options) -> StimulusSet:
     """Build the stimulus set registered as ``name`` with keyword ``options``."""
-    _load_builtin_sets()
+    load_builtin_sets()
     if name not in _SETS:
         raise StimulusError(f"unknown stimulus set {name!r}.{close_matches(name, _SETS)} "
                             f"Known sets: {', '.join(available_sets())}")
@@ -52,11 +52,46 @@ def parse_stimuli_arg(text: str) -> StimulusSet:
         key, eq, value = item.partition("=")
         if not eq:
             raise StimulusError(f"cannot read stimulus option {item!r}: use key=value")
-        options[key.strip().replace("-", "_")] = _parse_value(value.strip())
+        options[key.strip().replace("-", "_")] = parse_value(value.strip())
     return make_stimuli(name, **options)
 
 
-def _parse_value(value: str):
+def parse_options(items) -> dict:
+    """``("size_px=64", "unique=false")`` -> ``{"size_px": 64, "unique": False}``."""
+    out = {}
+    for item in items or ():
+        key, eq, value = str(item).partition("=")
+        if not eq or not key.strip():
+            raise StimulusError(f"cannot read option {item!r}: use key=value")
+        out[key.strip().replace("-", "_")] = parse_value(value.strip())
+    return out
+
+
+def stimuli_from_arg(text: str) -> StimulusSet:
+    """A registered set (``NAME[:key=value,...]``) or a ``.npy`` file of images in [0, 1]
+    ``(n, 3, H, H)``."""
+    from pathlib import Path
+
+    if not (text.endswith(".npy") or Path(text).is_file()):
+        return parse_stimuli_arg(text)
+    try:
+        images = np.load(text, allow_pickle=False)
+    except FileNotFoundError:
+        raise StimulusError(f"image file {text} not found; check the path") from None
+    except ValueError as exc:
+        raise StimulusError(f"cannot read images from {text}: {exc}; save a float array "
+                            "(n, 3, H, H) in [0, 1] with numpy.save") from None
+    if images.dtype.kind != "f" or images.ndim not in (3, 4) or not len(images):
+        raise StimulusError(f"{text} holds a {images.dtype} array of shape {images.shape}; "
+                            "save a float array (n, 3, H, H) in [0, 1] with numpy.save")
+    if not np.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+        raise StimulusError(f"the images in {text} must be finite values in [0, 1]; rescale "
+                            "them (8-bit images: divide by 255)")
+    return StimulusSet.from_tensor(torch.from_numpy(np.array(images, np.float32)),
+                                   name=f"file:{Path(text).name}")
+
+
+def parse_value(value: str):
     for cast in (int, float):
         try:
             return cast(value)
@@ -67,7 +102,7 @@ def _parse_value(value: str):
     return value
 
 
-def _load_builtin_sets() -> None:
+def load_builtin_sets() -> None:
     """Import the modules whose builders register themselves (idempotent)."""
     import importlib
 

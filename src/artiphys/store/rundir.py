@@ -1,17 +1,22 @@
-"""Run directories: a manifest, result files written atomically, resumable chunks.
+"""Run directories: a manifest, a step store, the configs that reproduce the results.
 
-Layout of a run directory::
+Layout of a run directory (one or several experiments: a study)::
 
     run/
-      manifest.json     what was run: model and weights sha256, stimuli, layers, seeds,
-                        package and torch versions, command line, timestamps
-      index.json        finished chunks: file, sha256 and size of each, written after
-                        every chunk (atomically)
-      <results>         netCDF / JSON files written with ``atomic_write_*``
+      manifest.json        package/torch/python versions, creation time, and per
+                           experiment: status (running / finished / failed), command
+                           line, config digest, start and end times, the steps it used
+      config.toml          the config of the experiment run last (``--config`` reruns it)
+      configs/<kind>.toml  the config of each experiment in the run
+      .steps/<digest>.json one index entry per finished step (see ``store.steps``)
+      <condition>/<layer>/<step>.<digest>.nc   results, each self-describing
+      report/              the report (``artiphys report RUN``)
+      run.log              one line per step reused, computed or recomputed
 
-The manifest's ``identity`` block names everything that changes the results; resuming a
-run with a different identity is refused. Generic: recording, tuning analyses and
-synthesis galleries all store their results this way.
+Resume is one rule for every experiment (``store.steps``): a stored step is reused
+exactly when its key matches, so a run that failed or was killed at any point can be
+resumed (``--resume``) or started over (``--restart``), and changing one setting
+recomputes only the steps it touches.
 """
 
 from __future__ import annotations
@@ -19,17 +24,20 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import platform
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from artiphys.errors import RunStoreError
-from artiphys.store.atomic import (atomic_write_json, atomic_write_netcdf, is_temp_file,
-                                   remove_temp_files, sha256_file)
+from artiphys.store.atomic import (atomic_write_json, atomic_write_text, is_temp_file,
+                                   remove_temp_files)
+from artiphys.store.steps import STEPS_DIR, StepStore, jsonable
 
 MANIFEST = "manifest.json"
-INDEX = "index.json"
+CONFIG = "config.toml"
+LOG = "run.log"
 _LOCK = ".lock"
 
 
@@ -38,94 +46,65 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def _jsonable(obj):
-    """Normalise through a JSON round trip so comparisons with a stored manifest are fair."""
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+def versions() -> dict:
+    """Versions of artiphys, torch and Python (for manifests and result files)."""
+    import torch
 
+    import artiphys
 
-def _diff(old, new, prefix="") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new)):
-            out += _diff(old.get(key), new.get(key), f"{prefix}{key}.")
-        return out
-    if old != new:
-        return [f"{prefix[:-1] or 'value'} ({_short(old)} before, {_short(new)} now)"]
-    return []
-
-
-def _short(value, n: int = 40) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= n else text[: n - 3] + "..."
+    return {"artiphys_version": artiphys.__version__, "torch_version": str(torch.__version__),
+            "python_version": platform.python_version()}
 
 
 class RunDir:
     """A run directory on disk.
 
-    Use :meth:`create` to start (or resume) a run and :meth:`open` to read a finished one.
+    :meth:`open_or_create` starts a run (or opens the one there) for writing; :meth:`open`
+    opens an existing run for reading. :attr:`steps` is its step store.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, log=None):
         self.path = Path(path)
-        self._index: dict | None = None
-        self._verified: set[str] = set()
+        self._log_extra = log
+        self.steps = StepStore(self.path, log=self._log, provenance=versions())
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
 
     # -- creation -----------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike, manifest: dict, *, identity: dict,
-               resume: bool = False) -> RunDir:
-        """Start a run in ``path``, or continue the run already there when ``resume``.
-
-        Parameters
-        ----------
-        manifest : dict
-            JSON-able provenance (stored as ``manifest.json``, with ``identity`` added).
-        identity : dict
-            The settings that determine the results. Resuming requires the stored
-            identity to be equal.
-        resume : bool
-            Continue a run found in ``path``; without it an existing run is an error.
+    def open_or_create(cls, path: str | os.PathLike, *, log=None) -> RunDir:
+        """The run in ``path``, created (with a manifest) when ``path`` is new or empty.
 
         Raises
         ------
         RunStoreError
-            ``path`` holds a run and ``resume`` is False; the stored identity differs; or
-            ``path`` is a non-empty folder that is not a run directory.
+            ``path`` is a file, lies under a file, cannot be created, or is a non-empty
+            folder that is not a run directory.
         """
-        run = cls(path)
-        identity = _jsonable(identity)
+        run = cls(path, log=log)
         if run.path.exists() and not run.path.is_dir():
             raise RunStoreError(f"{run.path} is a file, not a folder; choose another --out")
-        manifest_file = run.path / MANIFEST
-        if manifest_file.exists():
-            if not resume:
-                raise RunStoreError(
-                    f"{run.path} already holds a run; pass --resume to continue it, "
-                    "or choose a new --out")
-            stored = run.manifest
-            diffs = _diff(stored.get("identity", {}), identity)
-            if diffs:
-                raise RunStoreError(
-                    f"cannot resume {run.path}: it was made with a different "
-                    f"{'; '.join(diffs[:3])}; choose a new --out for this run")
-            remove_temp_files(run.path)
-            run.update_manifest(resumed_utc=utc_now(), resumed_command=manifest.get("command"))
+        if (run.path / MANIFEST).is_file():
             return run
         if run.path.is_dir() and any(p for p in run.path.iterdir() if not is_temp_file(p)):
             raise RunStoreError(
                 f"{run.path} is a non-empty folder without a {MANIFEST}; choose a new --out")
-        run.path.mkdir(parents=True, exist_ok=True)
-        remove_temp_files(run.path)
+        try:
+            run.path.mkdir(parents=True, exist_ok=True)
+        except (NotADirectoryError, FileExistsError):
+            raise RunStoreError(f"cannot create {run.path}: a part of the path is a file; "
+                                "choose another --out") from None
+        except OSError as exc:
+            raise RunStoreError(f"cannot create {run.path}: {exc.strerror or exc}; choose "
+                                "another --out") from None
         now = utc_now()
-        atomic_write_json(manifest_file, {**_jsonable(manifest), "identity": identity,
-                                          "created_utc": now, "updated_utc": now})
+        atomic_write_json(run.path / MANIFEST, {**versions(), "created_utc": now,
+                                                "updated_utc": now, "experiments": {}})
         return run
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> RunDir:
+    def open(cls, path: str | os.PathLike, *, log=None) -> RunDir:
         """Open an existing run directory for reading.
 
         Raises
@@ -133,7 +112,7 @@ class RunDir:
         RunStoreError
             When ``path`` has no manifest.
         """
-        run = cls(path)
+        run = cls(path, log=log)
         if not (run.path / MANIFEST).is_file():
             raise RunStoreError(f"{run.path} is not an artiphys run directory (no {MANIFEST}); "
                                 "check the path")
@@ -151,9 +130,67 @@ class RunDir:
 
     def update_manifest(self, **fields) -> dict:
         """Merge ``fields`` into the manifest (atomically) and return the new manifest."""
-        manifest = {**self.manifest, **_jsonable(fields), "updated_utc": utc_now()}
+        manifest = {**self.manifest, **jsonable(fields), "updated_utc": utc_now()}
         atomic_write_json(self.path / MANIFEST, manifest)
         return manifest
+
+    @property
+    def experiments(self) -> dict[str, dict]:
+        """Per experiment kind: status, command, config digest, times, steps."""
+        return self.manifest.get("experiments", {})
+
+    def begin(self, kind: str, config_toml: str, *, config_digest: str, resume: bool = False,
+              restart: bool = False, command: list[str] | None = None, **info) -> None:
+        """Mark experiment ``kind`` as running, with the config that reproduces it.
+
+        Raises
+        ------
+        RunStoreError
+            The run already holds a ``kind`` experiment and neither ``resume`` nor
+            ``restart`` is given.
+        """
+        previous = self.experiments.get(kind)
+        if previous is not None and not (resume or restart):
+            raise RunStoreError(
+                f"{self.path} already holds a {kind} run ({previous.get('status')}); pass "
+                "--resume to continue it (stored results whose settings match are reused), "
+                "--restart to discard its results, or choose another --out")
+        if previous is not None and restart:
+            self.discard_steps(previous.get("steps", []))
+        remove_temp_files(self.path)
+        atomic_write_text(self.path / CONFIG, config_toml)
+        atomic_write_text(self.path / "configs" / f"{kind}.toml", config_toml)
+        entry = {"status": "running", "started_utc": utc_now(), "command": command or [],
+                 "config_digest": config_digest, "config_file": f"configs/{kind}.toml",
+                 "resumed": bool(previous is not None and resume), **info}
+        self.update_manifest(experiments={**self.experiments, kind: jsonable(entry)})
+        self._log(f"{kind}: {'resumed' if entry['resumed'] else 'started'}")
+
+    def note(self, kind: str, **info) -> None:
+        """Merge ``info`` into experiment ``kind``'s manifest entry."""
+        exps = self.experiments
+        self.update_manifest(experiments={**exps, kind: {**exps.get(kind, {}),
+                                                         **jsonable(info)}})
+
+    def end(self, kind: str, status: str = "finished", **info) -> None:
+        """Mark experiment ``kind`` finished (or ``failed``, with ``error``)."""
+        exps = self.experiments
+        entry = {**exps.get(kind, {}), **jsonable(info), "status": status,
+                 f"{status}_utc": utc_now()}
+        self.update_manifest(experiments={**exps, kind: entry})
+        self._log(f"{kind}: {status}")
+
+    def discard_steps(self, digests) -> int:
+        """Delete the files and index entries of the given steps; return how many."""
+        n = 0
+        for digest in digests:
+            entry = self.steps.entry(digest)
+            if entry is None:
+                continue
+            (self.path / entry["file"]).unlink(missing_ok=True)
+            (self.path / STEPS_DIR / f"{digest}.json").unlink(missing_ok=True)
+            n += 1
+        return n
 
     # -- files --------------------------------------------------------------------------
     def file(self, relpath: str | os.PathLike) -> Path:
@@ -161,85 +198,17 @@ class RunDir:
         return self.path / relpath
 
     def write_json(self, relpath: str | os.PathLike, obj) -> Path:
-        """Write a JSON result file atomically."""
+        """Write a JSON file atomically."""
         return atomic_write_json(self.file(relpath), obj)
 
-    def write_netcdf(self, relpath: str | os.PathLike, data, *, chunk: str | None = None,
-                     **info) -> Path:
-        """Write a Dataset / named DataArray atomically; when ``chunk`` is given, record it
-        as finished in the index (with ``info``) after the file is in place."""
-        path = atomic_write_netcdf(self.file(relpath), data)
-        if chunk is not None:
-            self.mark_chunk(chunk, relpath, **info)
-        return path
-
-    # -- chunk bookkeeping --------------------------------------------------------------
-    def _load_index(self) -> dict:
-        if self._index is None:
-            f = self.path / INDEX
-            if f.is_file():
-                try:
-                    self._index = json.loads(f.read_text())
-                except json.JSONDecodeError:
-                    raise RunStoreError(f"{f} is damaged; start a new --out") from None
-            else:
-                self._index = {"chunks": {}}
-        return self._index
-
-    @property
-    def chunks(self) -> dict[str, dict]:
-        """Finished chunks: key -> ``{"file", "sha256", "bytes", ...}`` (a copy)."""
-        return json.loads(json.dumps(self._load_index()["chunks"]))
-
-    def mark_chunk(self, key: str, relpath: str | os.PathLike, **info) -> None:
-        """Record chunk ``key`` (file ``relpath``, already written) as finished."""
-        path = self.file(relpath)
-        entry = {"file": Path(relpath).as_posix(), "sha256": sha256_file(path),
-                 "bytes": path.stat().st_size, **_jsonable(info)}
-        index = self._load_index()
-        index["chunks"][key] = entry
-        atomic_write_json(self.path / INDEX, index)
-        self._verified.add(key)
-
-    def chunk_done(self, key: str, *, verify: bool = True) -> bool:
-        """True when chunk ``key`` is in the index and its file is intact (size and sha256
-        checked once per process when ``verify``)."""
-        entry = self._load_index()["chunks"].get(key)
-        if entry is None:
-            return False
-        path = self.file(entry["file"])
-        if not path.is_file() or path.stat().st_size != entry["bytes"]:
-            return False
-        if verify and key not in self._verified:
-            if sha256_file(path) != entry["sha256"]:
-                return False
-            self._verified.add(key)
-        return True
-
-    def chunk_file(self, key: str) -> Path:
-        """Path of finished chunk ``key``."""
-        entry = self._load_index()["chunks"].get(key)
-        if entry is None:
-            raise RunStoreError(f"chunk {key!r} is not finished in {self.path}; "
-                                "run again with --resume to complete it")
-        return self.file(entry["file"])
-
-    def discard_if_empty(self) -> bool:
-        """Remove a run that has no finished chunk (manifest, index, lock, temporary files
-        and empty folders), e.g. after it failed on its first batch, so that the same
-        command can be run again without ``--resume``. Returns True when removed."""
-        if self._load_index()["chunks"]:
-            return False
-        remove_temp_files(self.path)
-        for name in (MANIFEST, INDEX, _LOCK):
-            (self.path / name).unlink(missing_ok=True)
-        for folder in sorted((p for p in self.path.rglob("*") if p.is_dir()), reverse=True):
-            if not any(folder.iterdir()):
-                folder.rmdir()
-        if self.path.is_dir() and not any(self.path.iterdir()):
-            self.path.rmdir()
-        self._index = None
-        return True
+    def _log(self, message: str) -> None:
+        if self._log_extra is not None:
+            self._log_extra(message)
+        try:
+            with open(self.path / LOG, "a", encoding="utf-8") as f:
+                f.write(f"{utc_now()} {message}\n")
+        except OSError:
+            pass  # the log is a convenience; results and the manifest are what count
 
     # -- locking ------------------------------------------------------------------------
     @contextmanager

@@ -1,0 +1,128 @@
+"""What every experiment shares: the model and execution settings, and the run session.
+
+:func:`run_experiment` is the one way an experiment runs: it opens (or creates) the run
+directory, takes its lock, records the experiment as running with the ``config.toml``
+that reproduces it, calls the experiment's body with a :class:`Session` (the run, its
+step store, the progress display, the device), and records the experiment as finished
+(with the steps it used) or failed (with the error). A run killed at any point keeps
+every finished step; ``resume`` continues it, ``restart`` discards its results first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from artiphys.config import Config, option
+from artiphys.errors import ArtiphysError
+from artiphys.progress import Progress
+from artiphys.store.rundir import RunDir
+from artiphys.store.steps import Step
+
+
+@dataclass(frozen=True)
+class ModelConfig(Config):
+    """Which model, with which weights, at which input size."""
+
+    kind = "model"
+    name: str = option("v1bank", help="torchvision name, timm:<name>, package.module:factory "
+                       "or a built-in analytic model (see `artiphys models`).")
+    pretrained: bool | None = option(None, cli_no="--untrained",
+                                     help="Trained weights (default for zoo models) or a "
+                                          "random-init twin (--untrained).")
+    weights_path: str | None = option(None, cli="--weights",
+                                      help="Explicit weights file (.pth state dict).")
+    seed: int = option(0, help="Seed of random initialisation.")
+    input_size_px: int | None = option(None, cli="--input-size",
+                                       help="Input size in px (227 for Pospisil et al.'s AlexNet).")
+
+    def validate(self):
+        if not self.name.strip():
+            self.fail("name", "give a model name, e.g. alexnet (see `artiphys models`)")
+        if self.input_size_px is not None and self.input_size_px < 1:
+            self.fail("input_size_px", f"must be a positive number of px, not {self.input_size_px}")
+        if self.weights_path is not None and self.pretrained is False:
+            self.fail("weights_path", "a weights file and pretrained = false contradict each "
+                      "other; drop one")
+
+    def load(self):
+        """The :class:`~artiphys.models.spec.ModelSpec` (CPU, eval mode)."""
+        from artiphys.models import load_model
+
+        return load_model(self.name, pretrained=self.pretrained, weights=self.weights_path,
+                          seed=self.seed, input_size=self.input_size_px)
+
+
+@dataclass(frozen=True)
+class ExecutionConfig(Config):
+    """Where and how fast: none of these change results (they are not in step keys)."""
+
+    kind = "execution"
+    device: str | None = option(None, key=False,
+                                help="torch device (default: cuda when present, else cpu).")
+    batch_size: int = option(64, key=False, help="Images per forward pass.")
+
+    def validate(self):
+        if self.batch_size < 1:
+            self.fail("batch_size", f"must be a positive integer, not {self.batch_size}")
+
+
+def model_inputs(spec) -> dict:
+    """The part of a model's provenance that determines its results (step-key inputs)."""
+    prov = dict(spec.provenance())
+    prov.pop("weights_path", None)  # where the file lies does not matter; its sha256 does
+    return prov
+
+
+class Session:
+    """One experiment's view of its run: steps, progress, device, batch size."""
+
+    def __init__(self, run: RunDir, kind: str, execution: ExecutionConfig, progress: Progress):
+        from artiphys.models.spec import default_device
+
+        self.run = run
+        self.store = run.steps
+        self.kind = kind
+        self.progress = progress
+        self.device = default_device(execution.device)
+        self.batch_size = execution.batch_size
+
+    def step(self, name: str, version: int, *, inputs: dict, settings: dict, path: str,
+             **meta) -> Step:
+        """A :class:`Step` of this experiment (``meta`` gets ``experiment=<kind>``)."""
+        return Step(name, version, inputs, settings, path, {"experiment": self.kind, **meta})
+
+
+def run_experiment(config: Config, out: str | os.PathLike,
+                   body: Callable[[Session], dict | None], *, resume: bool = False,
+                   restart: bool = False, progress: Progress | None = None,
+                   command: list[str] | None = None) -> RunDir:
+    """Run ``body(session)`` as experiment ``config.kind`` in run directory ``out``.
+
+    ``body`` returns a JSON-able summary (stored in the manifest's experiment entry).
+    Errors are recorded in the manifest (status ``failed``) and raised again.
+    """
+    if resume and restart:
+        raise ArtiphysError("--resume and --restart contradict each other; pass one")
+    progress = progress or Progress()
+    run = RunDir.open_or_create(Path(out), log=None)
+    execution = getattr(config, "execution", None) or ExecutionConfig()
+    with run.lock():
+        run.begin(config.kind, config.to_toml(), config_digest=config.digest(), resume=resume,
+                  restart=restart, command=command)
+        session = Session(run, config.kind, execution, progress)
+        try:
+            summary = body(session)
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            run.end(config.kind, status, error=f"{type(exc).__name__}: {exc}"[:500],
+                    steps=list(session.store.used))
+            raise
+        run.end(config.kind, "finished", steps=list(session.store.used),
+                summary=summary if summary is not None else {})
+    return run
+
+
+__all__ = ["ExecutionConfig", "ModelConfig", "Session", "model_inputs", "run_experiment"]

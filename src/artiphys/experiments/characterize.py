@@ -1,0 +1,98 @@
+"""The ``characterize`` experiment: the artiphysiology battery of Pospisil et al. (2018).
+
+The shapes (and large, dim and natural-image sets where needed) are recorded from the
+centre unit of every channel of every layer; APC fits, translation invariance (TI),
+sparsity, response histograms, top/bottom shapes and the natural/shape max ratio follow,
+for the model and each control: shuffled responses (no forward pass), an untrained twin
+and a weight-shuffled twin. Every result is a step of the run's step store
+(:mod:`artiphys.experiments.battery` builds them), so ``--resume`` recomputes exactly
+what a changed setting touches; ``summary.json`` is rebuilt from the results each run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from artiphys.config import Config, option
+from artiphys.experiments.base import ExecutionConfig, ModelConfig, run_experiment
+from artiphys.store.rundir import RunDir
+
+TESTS = ("apc", "ti", "sparsity", "natural")
+CONTROLS = ("shuffle", "untrained", "weight-shuffle")
+NATURAL_ENV = "ARTIPHYS_NATURAL_IMAGES"
+
+
+@dataclass(frozen=True)
+class CharacterizeConfig(Config):
+    """The Pospisil et al. (2018) battery on a model's layers, with controls."""
+
+    kind = "characterize"
+    model: ModelConfig = option(default_factory=ModelConfig, help="The model.")
+    layers: tuple[str, ...] = option((), help="Comma-separated layer names or aliases "
+                                     "[default: every sublayer].")
+    tests: tuple[str, ...] = option(TESTS, choices=TESTS,
+                                    help="Analyses: apc, ti, sparsity, natural.")
+    controls: tuple[str, ...] = option(("shuffle", "untrained"), choices=CONTROLS,
+                                       help="Controls: shuffle, untrained, weight-shuffle.")
+    images_dir: str | None = option(None, cli="--images", help="Folder of natural images "
+                                    f"[default: ${NATURAL_ENV}].")
+    n_images: int = option(362, help="Natural images drawn from the folder.")
+    shape_size_px: float = option(32.0, cli="--shape-size",
+                                  help="Shape size (big-circle diameter) in px at the input "
+                                       "size (the paper: 32 at 227).")
+    kurtosis_threshold: float | None = option(
+        None, cli="--kurtosis-filter", help="Exclude units with kurtosis >= this from APC "
+        "results (paper: 42). Off by default.")
+    cv_folds: int = option(0, help="Also a k-fold cross-validated APC fit (0 = off).")
+    ti_step_px: int = option(2, cli="--ti-step", help="TI sweep step, px.")
+    ti_extent_px: int = option(50, cli="--ti-extent", help="TI sweep +- extent, px.")
+    ti_axes: tuple[str, ...] = option(("x",), choices=("x", "y"),
+                                      help="TI sweep directions: x, or x,y.")
+    control_seed: int = option(0, help="Seed of shuffles, twins and natural-image draws.")
+    reference_fits: str | None = option(
+        None, cli="--reference", help="Table of recorded neurons' APC fits (an r column), "
+        "e.g. v4_apc_fits_pc2001_109cells.csv: adds KS vs the neurons.")
+    execution: ExecutionConfig = option(default_factory=ExecutionConfig)
+
+    def validate(self):
+        if not self.tests:
+            self.fail("tests", f"name at least one analysis: {', '.join(TESTS)}")
+        if len(set(self.layers)) != len(self.layers):
+            self.fail("layers", "a layer is named twice")
+        if self.n_images < 1:
+            self.fail("n_images", f"must be at least 1, not {self.n_images}")
+        if not self.shape_size_px > 0:
+            self.fail("shape_size_px", f"must be a positive size in px, not "
+                      f"{self.shape_size_px}")
+        if self.kurtosis_threshold is not None and not self.kurtosis_threshold > 0:
+            self.fail("kurtosis_threshold", "must be positive (the paper: 42)")
+        if self.cv_folds == 1 or self.cv_folds < 0:
+            self.fail("cv_folds", f"must be 0 (off) or at least 2, not {self.cv_folds}")
+        if self.ti_step_px < 1:
+            self.fail("ti_step_px", f"must be a positive number of px, not {self.ti_step_px}")
+        if self.ti_extent_px < self.ti_step_px:
+            self.fail("ti_extent_px", f"must be at least the step ({self.ti_step_px} px), "
+                      f"not {self.ti_extent_px}")
+        if not self.ti_axes:
+            self.fail("ti_axes", "name at least one axis: x or y")
+
+    def resolved(self) -> CharacterizeConfig:
+        """The config with the natural-image folder taken from the environment when unset
+        (so the stored ``config.toml`` says which folder was used)."""
+        if self.images_dir is None and os.environ.get(NATURAL_ENV):
+            return self.replace(images_dir=os.environ[NATURAL_ENV])
+        return self
+
+
+def run(config: CharacterizeConfig, out: str | os.PathLike, **options) -> RunDir:
+    """Run the battery of ``config`` into run directory ``out`` (options of
+    :func:`~artiphys.experiments.base.run_experiment`: resume, restart, progress, command)."""
+    from artiphys.experiments.battery import Battery
+
+    config = config.resolved()
+    return run_experiment(config, out, lambda session: Battery(session, config).run(),
+                          **options)
+
+
+__all__ = ["CONTROLS", "CharacterizeConfig", "TESTS", "run"]
