@@ -22,7 +22,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from artiphys.cli import main
-from artiphys.recording import load_run_responses
+from artiphys.experiments.record import load_run_responses
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[1] / "src"
@@ -51,10 +51,11 @@ def test_record_squeezenet_with_real_weights(tmp_path, weights_dir):
                   "features.0,features.3,classifier.1", "--out", str(out), "--chunk-size", "4")
     assert res.exit_code == 0, res.output
     assert "recorded 6 stimuli x 3 layer(s) of squeezenet1_0" in res.output
-    m = json.loads((out / "manifest.json").read_text())
+    m = json.loads((out / "manifest.json").read_text())["experiments"]["record"]
     assert m["model"]["weights_sha256"] == SQUEEZENET_SHA256
-    assert m["model"]["input_size_px"] == 64 and m["stimuli_arg"] == "noise:n=6,size_px=64"
-    assert m["command"][0] == "artiphys" and m["seeds"]["stimuli"] == 0
+    assert m["model"]["input_size_px"] == 64 and m["stimuli"]["meta"]["seed"] == 0
+    assert m["command"][0] == "artiphys" and m["status"] == "finished"
+    assert 'stimuli = "noise:n=6,size_px=64"' in (out / "config.toml").read_text()
     da = load_run_responses(out)
     assert da["features.0"].shape == (6, 96) and da["features.3"].shape == (6, 128)
     assert da["classifier.1"].shape == (6, 1000)
@@ -93,7 +94,7 @@ BAD = {
     "8-bit images": ({"--stimuli": lambda p: _npy(p, np.full((2, 3, 8, 8), 200, np.uint8))},
                      "divide 8-bit images by 255"),
     "missing image file": ({"--stimuli": "nothere.npy"}, "file not found"),
-    "bad chunk size": ({"--chunk-size": "0"}, "chunk_size must be a positive"),
+    "bad chunk size": ({"--chunk-size": "0"}, "chunk_size: must be a positive"),
     "input too small": ({"--input-size": "16", "--layers": "classifier.1"}, "--input-size"),
 }
 
@@ -109,7 +110,7 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path):
     assert res.exit_code == 2
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("artiphys: error: "), res.output
-    assert message in lines[0]
+    assert message in lines[0] and "Traceback" not in res.output
     assert not (tmp_path / "run").exists()  # nothing left that would need --resume
 
 
@@ -119,16 +120,22 @@ def test_existing_run_needs_resume(tmp_path):
     res = run_cli(*argv)
     assert res.exit_code == 2 and "pass --resume" in res.output
     assert run_cli(*argv, "--resume").exit_code == 0
-    res = run_cli(*base_args(tmp_path, **{"--layers": "features.1"}), "--resume")
-    assert res.exit_code == 2 and "choose a new --out" in res.output
+    # resume with other settings: the steps they change are computed, the rest reused
+    res = run_cli(*base_args(tmp_path, **{"--layers": "features.0,features.1"}), "--resume")
+    assert res.exit_code == 0, res.output
+    assert list(load_run_responses(tmp_path / "run")) == ["features.0", "features.1"]
+    assert "reused responses/features.0" in (tmp_path / "run" / "run.log").read_text()
+    res = run_cli(*argv, "--restart")
+    assert res.exit_code == 0 and list(load_run_responses(tmp_path / "run")) == ["features.0"]
 
 
 # ---- killed, then resumed ------------------------------------------------------------------
-def _kill_after_first_chunk(cmd: list[str], out: Path, first: Path, env: dict) -> None:
+def _kill_after_first_chunk(cmd: list[str], out: Path, first: str, env: dict) -> None:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
-        while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        while not list(out.glob(first)) and proc.poll() is None and \
+                time.monotonic() < deadline:
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
     finally:
@@ -173,7 +180,7 @@ def test_killed_then_resumed_run_is_identical(tmp_path):
         artiphys.models.load_model = real
     assert whole.exit_code == 0, whole.output
     out = tmp_path / "killed"
-    _kill_after_first_chunk(cmd(out), out, out / "responses/classifier.1/chunk-00000.nc", env)
+    _kill_after_first_chunk(cmd(out), out, "responses/classifier.1/chunk-00000.*.nc", env)
     _check_resume(cmd(out), out, tmp_path / "whole", env, layers)
 
 
@@ -193,5 +200,5 @@ def test_killed_squeezenet_run_resumes_identically(tmp_path, weights_dir):
                            timeout=600)
     assert whole.returncode == 0, whole.stderr
     out = tmp_path / "killed"
-    _kill_after_first_chunk(cmd(out), out, out / "responses/classifier.1/chunk-00000.nc", env)
+    _kill_after_first_chunk(cmd(out), out, "responses/classifier.1/chunk-00000.*.nc", env)
     _check_resume(cmd(out), out, tmp_path / "whole", env, layers)

@@ -10,7 +10,9 @@ from torch import nn
 
 from artiphys.errors import ArtiphysError
 from artiphys.models.spec import as_spec
-from artiphys.recording import hooks_left, record, record_to_store
+from artiphys.experiments.record import record_to_store
+from artiphys.progress import Progress
+from artiphys.recording import hooks_left, record
 
 
 class Boom(nn.Module):
@@ -62,7 +64,7 @@ def test_no_hook_survives(case, to_store, tmp_path):
     def call():
         if to_store:
             return record_to_store(spec, imgs(), layers, tmp_path / "run", units, chunk_size=2,
-                                   batch_size=1)
+                                   batch_size=1, progress=Progress(quiet=True))
         return record(spec, imgs(), layers, units, batch_size=2)
 
     if error is None:

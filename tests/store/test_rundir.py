@@ -1,74 +1,75 @@
-"""store/rundir.py: manifests, refusing to mix runs, chunk bookkeeping, locking."""
+"""store/rundir.py: manifests, experiments in one run, refusing to mix runs, locking."""
 
 from __future__ import annotations
 
 import pytest
 
 from artiphys.errors import RunStoreError
-from artiphys.store import RunDir, atomic_write_text
-
-IDENTITY = {"model": {"name": "m", "weights_sha256": "abc"}, "layers": ["a"]}
+from artiphys.store import RunDir, Step
 
 
-def test_create_writes_manifest_with_identity_and_time(tmp_path):
-    run = RunDir.create(tmp_path / "run", {"command": ["x"]}, identity=IDENTITY)
+def test_new_run_has_a_manifest_with_versions_and_time(tmp_path):
+    run = RunDir.open_or_create(tmp_path / "run")
     m = run.manifest
-    assert m["identity"] == IDENTITY and m["command"] == ["x"]
-    assert m["created_utc"].endswith("+00:00")
+    assert m["experiments"] == {} and m["created_utc"].endswith("+00:00")
+    assert m["artiphys_version"] and m["torch_version"] and m["python_version"]
 
 
-def test_existing_run_needs_resume(tmp_path):
-    RunDir.create(tmp_path, {}, identity=IDENTITY)
-    with pytest.raises(RunStoreError, match="--resume"):
-        RunDir.create(tmp_path, {}, identity=IDENTITY)
-    run = RunDir.create(tmp_path, {"command": ["again"]}, identity=IDENTITY, resume=True)
-    assert run.manifest["resumed_command"] == ["again"]
+def test_experiment_lifecycle_and_config_files(tmp_path):
+    run = RunDir.open_or_create(tmp_path)
+    run.begin("record", 'experiment = "record"\n', config_digest="abc", command=["x"])
+    assert run.experiments["record"]["status"] == "running"
+    assert (tmp_path / "config.toml").read_text() == 'experiment = "record"\n'
+    assert (tmp_path / "configs" / "record.toml").is_file()
+    run.end("record", steps=["d1"], summary={"n": 1})
+    entry = run.experiments["record"]
+    assert entry["status"] == "finished" and entry["steps"] == ["d1"]
+    assert entry["finished_utc"] and entry["command"] == ["x"]
+    assert "record: finished" in (tmp_path / "run.log").read_text()
 
 
-def test_resume_with_other_settings_is_refused(tmp_path):
-    RunDir.create(tmp_path, {}, identity=IDENTITY)
-    other = {**IDENTITY, "model": {"name": "m", "weights_sha256": "def"}}
-    with pytest.raises(RunStoreError, match=r"model\.weights_sha256.*new --out"):
-        RunDir.create(tmp_path, {}, identity=other, resume=True)
+def test_same_experiment_needs_resume_or_restart_other_kinds_join(tmp_path):
+    run = RunDir.open_or_create(tmp_path)
+    run.begin("record", "", config_digest="a")
+    run.end("record", "failed", error="boom")
+    with pytest.raises(RunStoreError, match=r"already holds a record run \(failed\).*--resume"
+                                            r".*--restart"):
+        RunDir.open_or_create(tmp_path).begin("record", "", config_digest="a")
+    RunDir.open_or_create(tmp_path).begin("record", "", config_digest="b", resume=True)
+    assert run.experiments["record"]["resumed"] is True
+    run.begin("visualize", "", config_digest="c")  # a second experiment: a study
+    assert set(run.experiments) == {"record", "visualize"}
 
 
-def test_foreign_folder_is_refused(tmp_path):
+def test_restart_discards_the_experiments_steps(tmp_path):
+    import xarray as xr
+
+    run = RunDir.open_or_create(tmp_path)
+    step = Step("s", 1, {"a": 1}, {}, "x/s")
+    entry = run.steps.save(step, xr.Dataset({"v": ("u", [1.0])}))
+    run.begin("record", "", config_digest="a")
+    run.end("record", steps=[step.digest])
+    run.begin("record", "", config_digest="a", restart=True)
+    assert not (tmp_path / entry["file"]).exists() and run.steps.entry(step) is None
+
+
+def test_foreign_folder_and_files_are_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(RunStoreError, match="new --out"):
-        RunDir.create(tmp_path, {}, identity=IDENTITY)
+        RunDir.open_or_create(tmp_path)
     with pytest.raises(RunStoreError, match="not an artiphys run"):
         RunDir.open(tmp_path)
-
-
-def test_chunks_are_verified(tmp_path):
-    run = RunDir.create(tmp_path, {}, identity=IDENTITY)
-    atomic_write_text(run.file("c/0.txt"), "chunk zero")
-    assert not run.chunk_done("c/0")
-    run.mark_chunk("c/0", "c/0.txt", start=0)
-    assert run.chunk_done("c/0") and run.chunks["c/0"]["start"] == 0
-    # a fresh reader sees the index; a changed file (same size) is not accepted
-    (tmp_path / "c/0.txt").write_text("chunk ZERO")
-    assert not RunDir.open(tmp_path).chunk_done("c/0")
-    (tmp_path / "c/0.txt").unlink()
-    assert not RunDir.open(tmp_path).chunk_done("c/0", verify=False)
+    with pytest.raises(RunStoreError, match="is a file"):
+        RunDir.open_or_create(tmp_path / "notes.txt")
+    with pytest.raises(RunStoreError, match="part of the path is a file"):
+        RunDir.open_or_create(tmp_path / "notes.txt" / "run")
 
 
 def test_second_writer_is_locked_out(tmp_path):
-    run = RunDir.create(tmp_path, {}, identity=IDENTITY)
+    run = RunDir.open_or_create(tmp_path)
     with run.lock():
         with pytest.raises(RunStoreError, match="another process"):
             with RunDir.open(tmp_path).lock():
                 pass
     with RunDir.open(tmp_path).lock():
         pass
-
-
-def test_discard_if_empty(tmp_path):
-    run = RunDir.create(tmp_path / "run", {}, identity=IDENTITY)
-    with run.lock():
-        pass
-    assert run.discard_if_empty() and not (tmp_path / "run").exists()
-    run = RunDir.create(tmp_path / "run", {}, identity=IDENTITY)
-    atomic_write_text(run.file("c/0.txt"), "chunk")
-    run.mark_chunk("c/0", "c/0.txt")
-    assert not run.discard_if_empty() and (tmp_path / "run" / "manifest.json").exists()

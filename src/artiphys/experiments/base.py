@@ -98,31 +98,56 @@ class Session:
 def run_experiment(config: Config, out: str | os.PathLike,
                    body: Callable[[Session], dict | None], *, resume: bool = False,
                    restart: bool = False, progress: Progress | None = None,
-                   command: list[str] | None = None) -> RunDir:
-    """Run ``body(session)`` as experiment ``config.kind`` in run directory ``out``.
+                   command: list[str] | None = None,
+                   prepare: Callable[[], object] | None = None) -> RunDir:
+    """Run ``body(session)`` (or ``body(session, prepare())``) as experiment ``config.kind``
+    in run directory ``out``.
 
-    ``body`` returns a JSON-able summary (stored in the manifest's experiment entry).
-    Errors are recorded in the manifest (status ``failed``) and raised again.
+    ``prepare`` loads what the body needs (model, stimuli, layers); it runs before the run
+    directory is touched, so bad input leaves nothing behind. ``body`` returns a JSON-able
+    summary (stored in the manifest's experiment entry). Errors are recorded in the
+    manifest (status ``failed``) and raised again; a run this call created that failed
+    before finishing any step is removed, so the same command can simply be run again.
     """
     if resume and restart:
         raise ArtiphysError("--resume and --restart contradict each other; pass one")
     progress = progress or Progress()
-    run = RunDir.open_or_create(Path(out), log=None)
+    prepared = prepare() if prepare is not None else None
+    out = Path(out)
+    created = not (out / "manifest.json").is_file()
+    run = RunDir.open_or_create(out)
     execution = getattr(config, "execution", None) or ExecutionConfig()
     with run.lock():
         run.begin(config.kind, config.to_toml(), config_digest=config.digest(), resume=resume,
                   restart=restart, command=command)
         session = Session(run, config.kind, execution, progress)
         try:
-            summary = body(session)
+            summary = body(session) if prepare is None else body(session, prepared)
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             run.end(config.kind, status, error=f"{type(exc).__name__}: {exc}"[:500],
                     steps=list(session.store.used))
+            if created and isinstance(exc, ArtiphysError) and not session.store.entries():
+                _remove_new_run(run)
             raise
         run.end(config.kind, "finished", steps=list(session.store.used),
                 summary=summary if summary is not None else {})
     return run
+
+
+def _remove_new_run(run: RunDir) -> None:
+    """Delete a run directory this process created, which holds no finished step."""
+    import shutil
+
+    for name in ("manifest.json", "config.toml", "run.log", ".lock"):
+        (run.path / name).unlink(missing_ok=True)
+    for name in ("configs", ".steps"):
+        shutil.rmtree(run.path / name, ignore_errors=True)
+    for folder in sorted((p for p in run.path.rglob("*") if p.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    if run.path.is_dir() and not any(run.path.iterdir()):
+        run.path.rmdir()
 
 
 __all__ = ["ExecutionConfig", "ModelConfig", "Session", "model_inputs", "run_experiment"]

@@ -47,10 +47,13 @@ def features_digest(features) -> str:
 class Battery:
     """The battery of one ``characterize`` config in one session (see the module doc)."""
 
-    def __init__(self, session: Session, config):
+    def __init__(self, config):
+        """Load the model, its layers, stimulus sets and control twins (no run touched)."""
         from artiphys.recording.record import resolve_layers
 
-        self.s, self.cfg = session, config
+        self.s: Session | None = None
+        self.cfg = config
+        self.notes: list[str] = []
         self.spec = config.model.load()
         names = list(config.layers) or default_layers(self.spec)
         self.refs = resolve_layers(self.spec, names)
@@ -91,8 +94,8 @@ class Battery:
                 continue
             twin = make_twin(self.spec, seed=self.cfg.control_seed)
             if twin.condition in models:
-                self.s.progress.note(f"note: the model is itself {twin.condition}; the "
-                                     f"{name} control is skipped")
+                self.notes.append(f"note: the model is itself {twin.condition}; the "
+                                  f"{name} control is skipped")
                 continue
             models[twin.condition] = twin
         return models
@@ -109,10 +112,14 @@ class Battery:
                            **{**model_meta(spec, condition), **meta})
 
     # -- the battery ---------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self, session: Session) -> dict:
+        """Every step of the battery in ``session``; returns the manifest summary."""
         from artiphys.experiments.battery_summary import write_summary
 
+        self.s = session
         p = self.s.progress
+        for note in self.notes:
+            p.note(note)
         per_condition = len(self.sets) + ("apc" in self.tests) + len(self.refs) * (
             len(self.cfg.ti_axes) if "ti" in self.tests else 0)
         p.plan(per_condition * len(self.models) + 1)

@@ -91,8 +91,8 @@ def run(config: CharacterizeConfig, out: str | os.PathLike, **options) -> RunDir
     from artiphys.experiments.battery import Battery
 
     config = config.resolved()
-    return run_experiment(config, out, lambda session: Battery(session, config).run(),
-                          **options)
+    return run_experiment(config, out, lambda session, battery: battery.run(session),
+                          prepare=lambda: Battery(config), **options)
 
 
 __all__ = ["CONTROLS", "CharacterizeConfig", "TESTS", "run"]

@@ -51,26 +51,76 @@ class RecordConfig(Config):
 def run(config: RecordConfig, out: str | os.PathLike, **options) -> RunDir:
     """Record ``config`` into run directory ``out`` (options of
     :func:`~artiphys.experiments.base.run_experiment`: resume, restart, progress, command)."""
-    return run_experiment(config, out, lambda session: _record(session, config), **options)
-
-
-def _record(session: Session, config: RecordConfig) -> dict:
-    from artiphys.recording.record import Recorder, resolve_layers
-    from artiphys.recording.units import units_to_json
+    from artiphys.recording.record import resolve_layers
     from artiphys.stimuli.registry import stimuli_from_arg
 
-    spec = config.model.load()
-    stimuli = stimuli_from_arg(config.stimuli)
-    units = parse_unit_spec(config.units)
-    refs = resolve_layers(spec, config.layers)
-    n, size = len(stimuli), config.chunk_size
+    def prepare():
+        spec = config.model.load()
+        prepared = (spec, stimuli_from_arg(config.stimuli), resolve_layers(spec, config.layers),
+                    parse_unit_spec(config.units))
+        check_recordable(*prepared)
+        return prepared
+
+    return run_experiment(config, out, lambda session, p: _record(session, *p,
+                                                                  config.chunk_size),
+                          prepare=prepare, **options)
+
+
+def record_to_store(model, stimuli, layers, out: str | os.PathLike, units="center", *,
+                    chunk_size: int = 512, batch_size: int = 64, device=None,
+                    **options) -> RunDir:
+    """The ``record`` experiment for a model and stimuli given as objects (a
+    :class:`~artiphys.models.spec.ModelSpec` or module, a StimulusSet or image array).
+
+    The stored ``config.toml`` names the model and set but cannot rebuild a module or
+    set made in Python; results, keys and resume are the same as :func:`run`'s.
+    """
+    from artiphys.models.spec import as_spec
+    from artiphys.recording.record import as_stimulus_set
+    from artiphys.recording.units import units_to_json
+
+    spec, stimuli = as_spec(model), as_stimulus_set(stimuli)
+    names = [layers] if isinstance(layers, str) else list(layers)
+    text = units if isinstance(units, str) else ",".join(
+        ":".join(map(str, u)) if isinstance(u, (tuple, list)) else str(u)
+        for u in units_to_json(units))
+    config = RecordConfig(model=ModelConfig(name=spec.name, seed=int(spec.seed or 0)),
+                          stimuli=stimuli.name, layers=tuple(map(str, names)), units=text,
+                          chunk_size=int(chunk_size),
+                          execution=ExecutionConfig(device=None if device is None
+                                                    else str(device), batch_size=batch_size))
+    from artiphys.recording.record import resolve_layers
+
+    def prepare():
+        prepared = (spec, stimuli, resolve_layers(spec, names), units)
+        check_recordable(*prepared)
+        return prepared
+
+    return run_experiment(config, out, lambda session, p: _record(session, *p, int(chunk_size)),
+                          prepare=prepare, **options)
+
+
+def check_recordable(spec, stimuli, refs, units) -> None:
+    """Record the first stimulus once, so that units outside a layer, an input too small
+    for the network or NaN responses are reported before a run directory is made."""
+    from artiphys.recording.record import Recorder
+
+    with Recorder(spec, refs, units, batch_size=1, device="cpu") as rec:
+        rec.record(stimuli, 0, 1)
+
+
+def _record(session: Session, spec, stimuli, refs, units, chunk_size: int) -> dict:
+    from artiphys.recording.record import Recorder
+    from artiphys.recording.units import units_to_json
+
+    n, size = len(stimuli), chunk_size
     bounds = [(lo, min(lo + size, n)) for lo in range(0, n, size)]
     steps = {(ref.label, i): session.step(
         "responses", STEP_VERSION,
         inputs={**model_inputs(spec), "layer": ref.name, "units": units_to_json(units),
                 "stimuli": stimuli.content_hash, "start": lo, "stop": hi},
         settings={}, path=f"responses/{file_label(ref.label)}/chunk-{i:05d}",
-        layer=ref.label, condition=spec.condition, chunk=i)
+        layer=ref.label, condition=spec.condition, chunk=i, result="responses")
         for ref in refs for i, (lo, hi) in enumerate(bounds)}
     session.run.note(session.kind, model=spec.provenance(), stimuli=stimuli.describe(),
                      n_stimuli=n, n_chunks=len(bounds), chunk_size=size,
@@ -179,4 +229,4 @@ def load_run_responses(run: RunDir | str | os.PathLike) -> dict[str, xr.DataArra
 
 
 __all__ = ["RecordConfig", "iter_response_chunks", "load_responses", "load_run_responses",
-           "recorded_layers", "response_digests", "run"]
+           "record_to_store", "recorded_layers", "response_digests", "run"]

@@ -77,10 +77,13 @@ def stimuli_from_arg(text: str) -> StimulusSet:
     try:
         images = np.load(text, allow_pickle=False)
     except FileNotFoundError:
-        raise StimulusError(f"image file {text} not found; check the path") from None
+        raise StimulusError(f"image file not found: {text}; check the path") from None
     except ValueError as exc:
         raise StimulusError(f"cannot read images from {text}: {exc}; save a float array "
                             "(n, 3, H, H) in [0, 1] with numpy.save") from None
+    if images.dtype.kind in "iub":
+        raise StimulusError(f"images must be floats in [0, 1], but {text} holds "
+                            f"{images.dtype}; divide 8-bit images by 255")
     if images.dtype.kind != "f" or images.ndim not in (3, 4) or not len(images):
         raise StimulusError(f"{text} holds a {images.dtype} array of shape {images.shape}; "
                             "save a float array (n, 3, H, H) in [0, 1] with numpy.save")

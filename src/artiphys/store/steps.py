@@ -242,24 +242,31 @@ class StepStore:
         try:
             path = self.verify(entry, digest)
             return _read(path, finite)
-        except BadStepFile as exc:
+        except (BadStepFile, ResponseError) as exc:
             raise BadStepFile(f"cannot use a stored result in {self.root}: {exc}; run the "
                               "same command again with --resume to recompute it") from None
 
     # -- writing -------------------------------------------------------------------------
     def save(self, step: Step, result: xr.Dataset | xr.DataArray | dict) -> dict:
         """Store ``result`` for ``step`` (file first, then its index entry); the entry."""
+        return self._save(step, result)[0]
+
+    def _save(self, step: Step, result):
+        """``(entry, stored value)``: the value as a later reader gets it (netCDF-safe
+        types, provenance attributes), so fresh and reused results look the same."""
         from artiphys.store.rundir import utc_now
 
         now = utc_now()
         if isinstance(result, dict):
             relpath = step.relpath(".json")
             atomic_write_json(self.root / relpath, result)
+            stored = jsonable(result)
         else:
             relpath = step.relpath(".nc")
             ds = to_netcdf_safe(result)
             ds.attrs.update(_safe_attrs(self._file_attrs(step, now)))
             atomic_write_netcdf(self.root / relpath, ds)
+            stored = from_netcdf(ds.copy())
         path = self.root / relpath
         entry = {"digest": step.digest, "step": step.name, "version": step.version,
                  "file": relpath, "sha256": sha256_file(path), "bytes": path.stat().st_size,
@@ -267,7 +274,7 @@ class StepStore:
         atomic_write_json(self._entry_path(step.digest), entry)
         st = path.stat()
         self._verified[relpath] = (st.st_size, st.st_mtime_ns)
-        return entry
+        return entry, stored
 
     def _file_attrs(self, step: Step, now: str) -> dict:
         meta = dict(step.meta)
@@ -315,9 +322,8 @@ class StepStore:
             if len(fresh) != len(todo):  # pragma: no cover - programming error
                 raise RuntimeError("compute returned the wrong number of results")
             for (i, action), value in zip(todo.items(), fresh):
-                self.save(steps[i], value)
+                results[i] = self._save(steps[i], value)[1]
                 self._event(action, steps[i])
-                results[i] = value
         return results
 
     def _event(self, action: str, step: Step) -> None:
