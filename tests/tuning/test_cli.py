@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
-import xarray as xr
 from click.testing import CliRunner
 
 from artiphys.cli import main
+from artiphys.report.results import run_results
+
+
+def one(out, **meta):
+    found = run_results(out, **meta)
+    assert len(found) == 1, (meta, found)
+    return found[0].load()
 
 
 def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
@@ -22,34 +29,109 @@ def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
     rows = summary["layers"]["relu"]
-    assert set(rows) == {"trained", "shuffle", "untrained"}
-    for key in ("n_units", "apc_r_median", "apc_r_frac_gt_0.5", "ti_median", "sparsity_median"):
-        assert key in rows["trained"] and key in rows["untrained"]
-    assert rows["trained"]["n_units"] == 6 and "apc_r_median" in rows["shuffle"]
-    assert "ti_y_median" in rows["trained"] and "ti_xy_r" in rows["trained"]
-    assert rows["shuffle"]["ti_median"] < rows["trained"]["ti_median"]
-    assert 0 <= rows["trained"]["ks_vs_reference"] <= 1
+    assert set(rows) == {"analytic", "shuffle", "untrained"}
+    for key in ("n_units", "apc_r_median", "apc_r_frac_gt_0.5", "ti_median", "sparsity_median",
+                "n_ti_defined"):
+        assert key in rows["analytic"] and key in rows["untrained"]
+    assert rows["analytic"]["n_units"] == 6 and "apc_r_median" in rows["shuffle"]
+    assert "ti_y_median" in rows["analytic"] and "ti_xy_r" in rows["analytic"]
+    assert rows["shuffle"]["ti_median"] < rows["analytic"]["ti_median"]
+    assert 0 <= rows["analytic"]["ks_vs_reference"] <= 1
     # both layers were fit in one stacked call and split back with their own unit coords
-    conv = xr.open_dataset(out / "trained" / "conv.apc.nc")
+    conv = one(out, condition="analytic", layer="conv", result="apc")
     assert conv.layer.values.tolist() == ["conv"] * 6
     assert conv.channel.values.tolist() == list(range(6))
-    assert summary["layers"]["conv"]["trained"]["n_units"] == 6
-    assert rows["trained"]["distance_to_ideal_median"] > 0
-    apc = xr.open_dataset(out / "trained" / "relu.apc.nc")
+    assert conv.attrs["model"] == "neuromatch_conv" and conv.attrs["layer"] == "conv"
+    assert summary["layers"]["conv"]["analytic"]["n_units"] == 6
+    assert rows["analytic"]["distance_to_ideal_median"] > 0
+    apc = one(out, condition="analytic", layer="relu", result="apc")
     assert set(apc.data_vars) >= {"r", "mu_a_deg", "sigma_a_deg", "mu_c", "sigma_c", "flags"}
-    stamp = (out / "trained" / "relu.ti.nc").stat().st_mtime_ns
+    ti_file = run_results(out, condition="analytic", layer="relu", result="ti")[0].path
+    stamp = ti_file.stat().st_mtime_ns
     res = CliRunner().invoke(main, args + ["--resume"])
     assert res.exit_code == 0, res.output
-    assert (out / "trained" / "relu.ti.nc").stat().st_mtime_ns == stamp
+    assert ti_file.stat().st_mtime_ns == stamp
+    assert "[1/" in res.output and "left" in res.output  # numbered steps with an ETA
 
 
-def test_characterize_rejects_unknown_tests_with_advice(tmp_path):
+def test_resume_after_a_changed_setting_recomputes_only_its_steps(tmp_path):
+    out = tmp_path / "char"
+    args = ["characterize", "neuromatch_conv", "--layers", "relu", "--tests", "apc,ti",
+            "--controls", "shuffle", "--ti-extent", "8", "--out", str(out)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    log_before = (out / "run.log").read_text()
+    res = CliRunner().invoke(main, args + ["--ti-step", "4", "--resume"])
+    assert res.exit_code == 0, res.output
+    new = (out / "run.log").read_text()[len(log_before):]
+    actions = Counter(tuple(line.split()[1:3]) for line in new.splitlines()
+                      if line.split()[1] in ("reused", "computed"))
+    assert actions[("reused", "analytic/relu/responses")] == 1
+    assert actions[("reused", "analytic/relu/apc")] == 1
+    assert actions[("computed", "analytic/relu/ti_sweep")] == 1
+    assert actions[("computed", "analytic/relu/ti")] == 1
+    assert not any(a == "computed" and "apc" in p for a, p in actions)
+    # the report and summary draw the current TI only, not the old one still on disk
+    assert len(run_results(out, condition="analytic", layer="relu", result="ti")) == 1
+    ti = one(out, condition="analytic", layer="relu", result="ti")
+    assert list(ti.position_px.values[:2]) == [-8.0, -4.0]
+    assert 'ti_step_px = 4' in (out / "config.toml").read_text()
+
+
+def test_dump_config_then_config_reproduces_the_run(tmp_path):
+    args = ["characterize", "neuromatch_conv", "--layers", "relu", "--tests", "apc,sparsity",
+            "--controls", "shuffle"]
+    dumped = CliRunner().invoke(main, args + ["--dump-config"])
+    assert dumped.exit_code == 0 and 'experiment = "characterize"' in dumped.output
+    toml = tmp_path / "run.toml"
+    toml.write_text(dumped.output)
+    a = CliRunner().invoke(main, args + ["--out", str(tmp_path / "a")])
+    b = CliRunner().invoke(main, ["characterize", "--config", str(toml), "--out",
+                                  str(tmp_path / "b")])
+    assert a.exit_code == 0 and b.exit_code == 0, b.output
+    sa = json.loads((tmp_path / "a" / "summary.json").read_text())
+    sb = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert sa["layers"] == sb["layers"]
+    assert (tmp_path / "a" / "config.toml").read_text() == toml.read_text()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--tests", "apc,colour"], "unknown value 'colour'"),
+    (["--ti-step", "0"], "ti_step_px: must be a positive"),
+    (["--ti-extent", "-5"], "ti_extent_px: must be at least"),
+    (["--cv-folds", "1"], "cv_folds: must be 0 (off) or at least 2"),
+    (["--tests", ""], "name at least one analysis"),
+    (["--kurtosis-filter", "abc"], "kurtosis-filter"),
+])
+def test_characterize_bad_settings_are_one_line_errors(tmp_path, bad, message):
     res = CliRunner().invoke(main, ["characterize", "neuromatch_conv", "--layers", "relu",
-                                    "--tests", "apc,colour", "--out", str(tmp_path)])
-    assert res.exit_code == 2 and "colour" in res.output and "apc" in res.output
+                                    *bad, "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text('experiment = "characterize"\nti_stpe_px = 3\n[model]\nname = "v1bank"\n')
+    res = CliRunner().invoke(main, ["characterize", "--config", str(toml), "--out",
+                                    str(tmp_path / "o")])
+    assert res.exit_code == 2 and "unknown setting 'ti_stpe_px'" in res.output
+    assert "Did you mean: ti_step_px" in res.output
+    toml.write_text('experiment = "characterize"\nti_step_px = "two"\n')
+    res = CliRunner().invoke(main, ["characterize", "--config", str(toml), "--out",
+                                    str(tmp_path / "o")])
+    assert res.exit_code == 2 and "ti_step_px: expected int, got 'two'" in res.output
+
+
+def test_natural_without_images_is_skipped_and_said(tmp_path, monkeypatch):
+    monkeypatch.delenv("ARTIPHYS_NATURAL_IMAGES", raising=False)
     res = CliRunner().invoke(main, ["characterize", "neuromatch_conv", "--layers", "relu",
-                                    "--tests", "natural", "--out", str(tmp_path)])
-    assert res.exit_code == 2 and "--images" in res.output
+                                    "--tests", "apc,natural", "--controls", "",
+                                    "--out", str(tmp_path / "n")])
+    assert res.exit_code == 0, res.output
+    assert "skipped natural" in res.output and "--images" in res.output
+    summary = json.loads((tmp_path / "n" / "summary.json").read_text())
+    assert summary["skipped"] and "natural" not in summary["tests"]
 
 
 @pytest.mark.slow
@@ -60,7 +142,7 @@ def test_apc_and_ti_commands_on_recorded_runs(tmp_path):
                                "--layers", "relu", "--out", str(rec)])
     assert res.exit_code == 0, res.output
     res = runner.invoke(main, ["apc", str(rec), "--out", str(tmp_path / "a"), "--cv-folds", "3",
-                               "--shuffle", "2"])
+                               "--shuffle", "2", "--quiet"])
     assert res.exit_code == 0, res.output
     row = json.loads(res.output)["relu"]
     assert row["n_units"] == 6 and row["shuffle_r_median"] < row["apc_r_median"]
@@ -69,8 +151,13 @@ def test_apc_and_ti_commands_on_recorded_runs(tmp_path):
                                "shapes_sweep:axis=x,extent_px=8,canvas_px=65", "--layers", "relu",
                                "--out", str(sweep)])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(main, ["ti", str(sweep), "--out", str(tmp_path / "a")])
+    res = runner.invoke(main, ["ti", str(sweep), "--out", str(tmp_path / "a"), "--quiet"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["relu"]["n_units"] == 6
-    res = runner.invoke(main, ["ti", str(rec), "--out", str(tmp_path / "a")])
+    res = runner.invoke(main, ["ti", str(rec), "--out", str(tmp_path / "b"), "--quiet"])
     assert res.exit_code == 2 and "sweep" in res.output
+    # the analyses can live in the recorded run itself (one study)
+    res = runner.invoke(main, ["apc", str(rec), "--out", str(rec), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert set(json.loads((rec / "manifest.json").read_text())["experiments"]) == {"record",
+                                                                                  "apc"}

@@ -139,6 +139,7 @@ class Battery:
     def responses(self, condition: str, cspec) -> dict:
         """``{set: {layer label: (digest, DataArray)}}``: one pass per set for the layers
         not stored yet."""
+        from artiphys.models.layers import resolve_layer
         from artiphys.recording.record import Recorder, restore_dtypes
 
         out = {}
@@ -149,7 +150,7 @@ class Battery:
                                inputs={**model_inputs(cspec), "layer": ref.name,
                                        "units": "center", "stimuli": stim.content_hash},
                                settings={}, set=set_name) for ref in self.refs]
-            refs = {ref.label: ref for ref in self.refs}
+            refs = {ref.label: resolve_layer(cspec, ref.name) for ref in self.refs}
 
             def compute(todo, stim=stim, cspec=cspec, set_name=set_name):
                 bar, update = self.s.progress.counter(len(stim), set_name, "img")

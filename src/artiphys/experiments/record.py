@@ -10,7 +10,6 @@ stored as ``responses/<layer>/chunk-00000.<digest>.nc`` (variable ``responses``,
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 

@@ -158,19 +158,19 @@ def load_diverse_groups(run_dirs) -> list[DiverseGroup]:
     """Every diverse result under ``run_dirs`` (loaded without its images and textures),
     matched with its indices by (model, condition, layer) within its run; sorted by model,
     receptive field, condition."""
+    from artiphys.report.results import run_results
+
     groups = []
     for run in [Path(r) for r in run_dirs]:
         sets, indices = {}, {}
-        for path in sorted(run.rglob("*.nc")):
-            if any(p.startswith((".", "_")) for p in path.relative_to(run).parts):
-                continue
-            with xr.open_dataset(path) as ds:
-                kind = ds.attrs.get("analysis")
-                if kind == "diverse":
-                    # comparisons need the per-unit numbers, not the images (the bulk)
-                    sets[_key(ds)] = ds.drop_vars("images", errors="ignore").load()
-                elif kind == "diverse_indices":
-                    indices[_key(ds)] = ds.drop_vars("texture", errors="ignore").load()
+        for res in run_results(run):
+            if res.kind == "diverse":
+                # comparisons need the per-unit numbers, not the images (the bulk)
+                ds = res.load(drop=("images",))
+                sets[_key(ds)] = ds
+            elif res.kind == "diverse_indices":
+                ds = res.load(drop=("texture",))
+                indices[_key(ds)] = ds
         for key, ds in sets.items():
             groups.append(DiverseGroup(*key, int(ds.attrs.get("size_px", 0)), ds,
                                        indices.get(key), run))
@@ -244,8 +244,6 @@ def condition_tests(groups: list[DiverseGroup]) -> pd.DataFrame:
 @run_table
 def diverse_tables(run_dirs):
     """The summary table and the trained-vs-control tests of the runs' diverse results."""
-    if not any(any(Path(r).rglob("*diverse*.nc")) for r in run_dirs):
-        return []
     groups = load_diverse_groups(run_dirs)
     if not groups:
         return []
@@ -405,7 +403,5 @@ def comparison_figures(groups: list[DiverseGroup]):
 @run_figure
 def diverse_run_figures(run_dir: Path, summary: dict):
     """Comparison figures of a run holding several diverse results (layers / conditions)."""
-    if not any(Path(run_dir).rglob("*diverse*.nc")):
-        return []
     groups = load_diverse_groups([run_dir])
     return comparison_figures(groups) if len(groups) >= 2 else []

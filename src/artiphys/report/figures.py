@@ -17,7 +17,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from artiphys.store.rundir import file_label  # noqa: E402
 
 Figure = matplotlib.figure.Figure
 Maker = Callable[[xr.Dataset], list[tuple[str, str, Figure]]]
@@ -191,15 +190,19 @@ def characterize_figures(run_dir: Path, summary: dict) -> list[tuple[str, str, F
              "shuffle: responses permuted across stimuli). Compare Pospisil et al. (2018) "
              "Figs. 5 and 7.", fig)]
 
+    from artiphys.report.results import run_results
+
     depth = plt.get_cmap("copper_r")
+    primary = (summary.get("conditions") or ["trained"])[0]
     for analysis, var, label in (("apc", "r", "APC fit r"), ("ti", "ti", "TI")):
         fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
         drawn = 0
+        found = {r.meta.get("layer"): r for r in run_results(run_dir, condition=primary,
+                                                             result=analysis)}
         for i, la in enumerate(names):
-            path = run_dir / "trained" / f"{file_label(la)}.{analysis}.nc"
-            if path.exists():
-                with xr.open_dataset(path) as ds:
-                    _ecdf(ax, ds[var].values, color=depth(i / max(1, len(names) - 1)), label=la)
+            if la in found:
+                ds = found[la].load()
+                _ecdf(ax, ds[var].values, color=depth(i / max(1, len(names) - 1)), label=la)
                 drawn += 1
         if not drawn:
             plt.close(fig)

@@ -18,16 +18,10 @@ from artiphys.report.figures import figures_for, has_figures, run_figures, run_t
 
 
 def _results(run_dir: Path) -> list[tuple[Path, str]]:
-    """``(path, analysis kind)`` of every stored result under ``run_dir`` (attrs only read)."""
-    found = []
-    for path in sorted(run_dir.rglob("*.nc")):
-        if any(part.startswith((".", "_")) for part in path.relative_to(run_dir).parts):
-            continue
-        with xr.open_dataset(path) as ds:
-            kind = ds.attrs.get("analysis")
-        if kind:
-            found.append((path, str(kind)))
-    return found
+    """``(path, analysis kind)`` of every current result of ``run_dir``."""
+    from artiphys.report.results import run_results
+
+    return [(r.path, r.kind) for r in run_results(run_dir)]
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,

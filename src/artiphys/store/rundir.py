@@ -163,6 +163,8 @@ class RunDir:
         entry = {"status": "running", "started_utc": utc_now(), "command": command or [],
                  "config_digest": config_digest, "config_file": f"configs/{kind}.toml",
                  "resumed": bool(previous is not None and resume), **info}
+        if previous is not None and resume:
+            entry["previous_steps"] = previous.get("steps", previous.get("previous_steps", []))
         self.update_manifest(experiments={**self.experiments, kind: jsonable(entry)})
         self._log(f"{kind}: {'resumed' if entry['resumed'] else 'started'}")
 
@@ -179,6 +181,28 @@ class RunDir:
                  f"{status}_utc": utc_now()}
         self.update_manifest(experiments={**exps, kind: entry})
         self._log(f"{kind}: {status}")
+
+    def current_entries(self, **meta) -> list[dict]:
+        """Index entries of the results each experiment's current config produced (the
+        steps it recorded when it ended; for a run still going, or killed, the steps it
+        stored since it started), filtered by ``meta``. Results of earlier configs that
+        are still on disk are not current."""
+        found: dict[str, dict] = {}
+        entries = self.steps.entries()
+        for kind, exp in self.experiments.items():
+            used = exp.get("steps")
+            if used is not None and exp.get("status") in ("finished", "failed", "interrupted"):
+                chosen = set(used)
+                picked = [e for e in entries if e["digest"] in chosen]
+            else:
+                since, before = exp.get("started_utc", ""), set(exp.get("previous_steps", []))
+                picked = [e for e in entries if e["digest"] in before or (
+                    e.get("meta", {}).get("experiment") == kind
+                    and e.get("created_utc", "") >= since)]
+            for e in picked:
+                found[e["digest"]] = e
+        return [e for e in found.values()
+                if all(e.get("meta", {}).get(k) == v for k, v in meta.items())]
 
     def discard_steps(self, digests) -> int:
         """Delete the files and index entries of the given steps; return how many."""

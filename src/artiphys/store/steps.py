@@ -268,8 +268,9 @@ class StepStore:
             atomic_write_netcdf(self.root / relpath, ds)
             stored = from_netcdf(ds.copy())
         path = self.root / relpath
+        analysis = None if isinstance(result, dict) else result.attrs.get("analysis")
         entry = {"digest": step.digest, "step": step.name, "version": step.version,
-                 "file": relpath, "sha256": sha256_file(path), "bytes": path.stat().st_size,
+                 "analysis": analysis, "file": relpath, "sha256": sha256_file(path), "bytes": path.stat().st_size,
                  "created_utc": now, "meta": jsonable(dict(step.meta)), "key": step.key}
         atomic_write_json(self._entry_path(step.digest), entry)
         st = path.stat()

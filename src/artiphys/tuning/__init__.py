@@ -8,9 +8,10 @@
   response histograms, natural/shape max ratio, top and bottom stimuli.
 - :mod:`~artiphys.tuning.controls` - shuffle nulls, ``condition`` bookkeeping.
 - :mod:`~artiphys.tuning.neural` - comparison with recorded neurons.
-- :mod:`~artiphys.tuning.characterize` - the whole battery with controls (CLI
-  ``artiphys characterize``).
 - :mod:`~artiphys.tuning.orientation` - grating tuning.
+
+The whole battery with controls is the ``characterize`` experiment
+(:mod:`artiphys.experiments.characterize`).
 """
 
 from artiphys.tuning.apc import APCGrid, apc_predictions, fit_apc, fit_apc_cv
