@@ -7,7 +7,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from artiphys.cli import main, parse_units
+from artiphys.cli import main
+from artiphys.experiments.parsing import parse_channels
 from artiphys.errors import ArtiphysError, StimulusError, close_matches
 from artiphys.models.spec import ModelSpec, Preprocessing, as_spec
 from artiphys.stimuli.base import StimulusSet, to_model_input
@@ -77,10 +78,11 @@ def test_close_matches():
     assert close_matches("zzz", ["conv1"]) == ""
 
 
-def test_parse_units():
-    assert parse_units("0-3,7") == [0, 1, 2, 3, 7]
-    with pytest.raises(ArtiphysError):
-        parse_units("a-b")
+def test_parse_channels():
+    assert parse_channels("0-3,7") == [0, 1, 2, 3, 7]
+    for bad in ("a-b", "", "5-2", "-1"):
+        with pytest.raises(ArtiphysError):
+            parse_channels(bad)
 
 
 def test_cli_turns_user_errors_into_one_line_and_status_2():

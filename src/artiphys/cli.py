@@ -105,6 +105,8 @@ _model_args = [
                  help="Seed of random initialisation."),
     click.option("--input-size", "input_size", type=int, default=None,
                  help="Input size in px."),
+    click.option("--device", default=None, help="torch device (accepted for uniformity; "
+                 "listing runs on the CPU)."),
 ]
 
 
@@ -126,7 +128,7 @@ def models_cmd(include_timm):
 
 @main.command("model-info")
 @_with_model_args
-def model_info_cmd(model, pretrained, weights, seed, input_size):
+def model_info_cmd(model, pretrained, weights, seed, input_size, device):
     """Load MODEL and print its provenance (condition, weights file and sha256, input size)."""
     from artiphys.models.spec import model_info
 
@@ -140,7 +142,7 @@ def model_info_cmd(model, pretrained, weights, seed, input_size):
 @click.option("--layer", "layer", default=None,
               help="Only this layer (module path or alias, e.g. conv2 or features.3).")
 @_with_model_args
-def layers_cmd(model, pretrained, weights, seed, input_size, as_json, layer):
+def layers_cmd(model, pretrained, weights, seed, input_size, device, as_json, layer):
     """List MODEL's layers in execution order with shapes and receptive fields (px).
 
     Shapes and receptive fields depend on the architecture (and --input-size) only, so

@@ -44,18 +44,28 @@ def test_report_of_missing_run_says_what_to_pass(tmp_path):
 
 
 def test_characterize_run_gets_overview_figures_and_capped_per_file_figures(tmp_path):
+    from artiphys.store import RunDir, Step
+
     rng = np.random.default_rng(0)
     layers = {}
-    (tmp_path / "trained").mkdir()
+    run = RunDir.open_or_create(tmp_path)
+    run.begin("characterize", "", config_digest="x")
+    used = []
     for i, name in enumerate(["conv1", "conv2", "fc6"]):
         layers[name] = {c: {"n_units": 5, "apc_r_median": 0.2 + 0.1 * i, "ti_median": 0.3 + 0.2 * i,
                             "sparsity_median": 0.4} for c in ("trained", "untrained")}
         ds = xr.Dataset({"r": ("unit", rng.uniform(0, 1, 5)), "mu_a_deg": ("unit", np.zeros(5)),
                          "mu_c": ("unit", np.zeros(5))}, attrs={"analysis": "apc"})
-        ds.to_netcdf(tmp_path / "trained" / f"{name}.apc.nc", engine="h5netcdf")
         ti = xr.Dataset({"ti": ("unit", rng.uniform(0, 1, 5))}, attrs={"analysis": "ti"})
-        ti.to_netcdf(tmp_path / "trained" / f"{name}.ti.nc", engine="h5netcdf")
-    (tmp_path / "summary.json").write_text(json.dumps({"tests": ["apc", "ti"], "layers": layers}))
+        for result, value in (("apc", ds), ("ti", ti)):
+            step = Step(result, 1, {"layer": name}, {}, f"trained/{name}/{result}",
+                        {"experiment": "characterize", "condition": "trained", "layer": name,
+                         "result": result})
+            run.steps.save(step, value)
+            used.append(step.digest)
+    run.end("characterize", steps=used)
+    (tmp_path / "summary.json").write_text(json.dumps({"tests": ["apc", "ti"], "layers": layers,
+                                                       "conditions": ["trained"]}))
     page = build_report(tmp_path, max_per_kind=2).read_text()
     assert "Overview" in page
     assert "across layers" in page and "Cumulative distributions of APC fit r" in page

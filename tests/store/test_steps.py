@@ -55,7 +55,7 @@ def test_files_are_self_describing(tmp_path):
         a = f.attrs
     assert a["model"] == "m" and a["weights_sha256"] == "ab" and a["layer"] == "conv1"
     assert a["condition"] == "trained" and a["analysis"] == "test"
-    assert a["artiphys_step"] == "apc" and json.loads(a["settings_json"]) == {"k": 1}
+    assert a["artiphys_step"] == "apc" and json.loads(a["step_settings_json"]) == {"k": 1}
     assert a["artiphys_version"] and a["created_utc"] and a["step_digest"] == entry["digest"]
 
 

@@ -2,10 +2,10 @@ import json
 
 import numpy as np
 import pytest
-import xarray as xr
 from click.testing import CliRunner
 
 from artiphys.cli import main
+from artiphys.report.results import run_results
 
 
 @pytest.fixture()
@@ -13,27 +13,30 @@ def runner():
     return CliRunner()
 
 
-def test_visualize_writes_gallery_probes_and_manifest(runner, tmp_path):
+def test_visualize_writes_images_gallery_probes_and_manifest(runner, tmp_path):
     out = tmp_path / "vis"
-    res = runner.invoke(main, ["visualize", "squeezenet1_0", "--untrained", "--input-size", "48",
-                               "--layer", "features.3,features.4", "--units", "0-2",
-                               "--steps", "2", "--out", str(out)])
+    args = ["visualize", "squeezenet1_0", "--untrained", "--input-size", "48",
+            "--layer", "features.3,features.4", "--units", "0-2", "--units-per-batch", "2",
+            "--steps", "2", "--out", str(out)]
+    res = runner.invoke(main, args)
     assert res.exit_code == 0, res.output
     for layer in ("features.3", "features.4"):
-        d = out / "synthesis" / layer
-        assert (d / "gallery.png").is_file() and (d / "unit_0002.png").is_file()
-        ds = xr.open_dataset(d / "images.nc")
-        assert ds["images"].shape == (3, 3, 48, 48) and ds["trace"].shape == (2, 3)
-        assert json.loads(ds.attrs["settings_json"])["units"] == [0, 1, 2]
-        probes = xr.open_dataset(d / "probes.nc")
-        assert list(probes.unit.values) == [0, 1, 2]
-        assert (d / "probes.csv").read_text().startswith("unit,family,value,max,mean")
+        assert (out / "synthesis" / layer / "gallery.png").is_file()
+        batches = run_results(out, layer=layer, result="maximal_images")
+        assert len(batches) == 2  # units 0-1, then 2: one step each
+        ds = batches[0].load()
+        assert ds["images"].shape == (2, 3, 48, 48) and ds["trace"].shape == (2, 2)
+        assert json.loads(ds.attrs["settings_json"])["units"] == [0, 1]
+        assert ds.attrs["model"] == "squeezenet1_0" and ds.attrs["layer"] == layer
+        (probes,) = run_results(out, layer=layer, result="probes")
+        assert list(probes.load().unit.values) == [0, 1, 2]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["kind"] == "synthesis" and manifest["finished"] is True
-    again = runner.invoke(main, ["visualize", "squeezenet1_0", "--untrained", "--input-size", "48",
-                                 "--layer", "features.3", "--units", "0", "--steps", "1",
-                                 "--out", str(out)])
-    assert again.exit_code == 2 and "already holds a run" in again.output
+    assert manifest["experiments"]["visualize"]["status"] == "finished"
+    again = runner.invoke(main, args)
+    assert again.exit_code == 2 and "already holds a visualize run" in again.output
+    resumed = runner.invoke(main, args + ["--resume"])
+    assert resumed.exit_code == 0 and "computed" not in (out / "run.log").read_text().split(
+        "visualize: resumed")[-1]
 
 
 def test_visualize_single_colour_rf_size(runner, tmp_path):
@@ -43,7 +46,8 @@ def test_visualize_single_colour_rf_size(runner, tmp_path):
                                "--size", "rf", "--param", "pixel", "--color", "b", "--steps", "2",
                                "--suppress", "--no-probes", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    ds = xr.open_dataset(out / "synthesis" / "features.3" / "images.nc")
+    (batch,) = run_results(out, layer="features.3", result="maximal_images")
+    ds = batch.load()
     assert ds["images"].shape[-1] == 19  # conv1 7 + pool 3 s2 + fire 3x3 at stride 4
     assert np.count_nonzero(ds["images"].sel(rgb=["r", "g"]).values) == 0
 
@@ -54,7 +58,8 @@ def test_bad_inputs_are_one_line_errors(runner, tmp_path):
     assert res.exit_code == 2 and "Did you mean" in res.output
     res = runner.invoke(main, ["visualize", "squeezenet1_0", "--untrained", "--layer", "features.3",
                                "--units", "0", "--size", "huge", "--out", str(tmp_path / "b")])
-    assert res.exit_code == 2 and "--size" in res.output
+    assert res.exit_code == 2 and "size" in res.output
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_top_patches_cli(runner, tmp_path, imagenet_sample_dir):
@@ -64,12 +69,8 @@ def test_top_patches_cli(runner, tmp_path, imagenet_sample_dir):
                                "--layer", "features.4", "--units", "0-1", "-k", "3",
                                "--out", str(out)])
     assert res.exit_code == 0, res.output
-    d = out / "top_patches" / "features.4"
-    import pandas as pd
-
-    table = pd.read_csv(d / "table.csv")
-    assert len(table) == 2 * 2 * 3
-    assert set(table["sign"]) == {"excitatory", "suppressive"}
-    ds = xr.open_dataset(d / "patches.nc")
+    (result,) = run_results(out, layer="features.4", result="top_patches")
+    ds = result.load()
     assert ds["patches"].shape == (2, 2, 3, 3, 27, 27)
-    assert (d / "unit_0001.png").is_file()
+    assert ds.sizes["row"] == 2 * 2 * 3
+    assert set(ds["table_sign"].values) == {"excitatory", "suppressive"}

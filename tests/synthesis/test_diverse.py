@@ -357,9 +357,11 @@ def test_cli_diverse(tmp_path):
                                     "--no-indices", "--norm", "3", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert (out / "manifest.json").exists()
-    ds = xr.open_dataset(out / "analytic" / "diverse_pool.nc")
+    from artiphys.report.results import run_results
+
+    (res_,) = run_results(out, condition="analytic", layer="pool", result="diverse")
+    ds = res_.load()
     assert ds.sizes["lambda"] == 2 and ds.sizes["image"] == 2
-    ds.close()
     bad = CliRunner().invoke(main, ["diverse", "energy_cell", "--layer", "pool", "--units", "0",
                                     "--lambdas", "1,2", "--norm", "3", "--out",
                                     str(tmp_path / "bad")])
@@ -378,19 +380,24 @@ def test_cli_diverse_controls_resume_and_reports(tmp_path):
             "--controls", "untrained", "--out", str(out)]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
+    from artiphys.report.results import run_results
+
     for cond in ("analytic", "untrained"):
-        assert (out / cond / "diverse_pool.nc").exists()
-        assert (out / cond / "diverse_pool.indices.nc").exists()
+        assert len(run_results(out, condition=cond, layer="pool", result="diverse")) == 1
+        assert len(run_results(out, condition=cond, layer="pool",
+                               result="diverse_indices")) == 1
     again = CliRunner().invoke(main, args + ["--resume"])
-    assert again.exit_code == 0 and again.output.count("kept from the earlier run") == 2
+    log = (out / "run.log").read_text().split("diverse: resumed")[-1]
+    assert again.exit_code == 0 and log.count("reused") == 4 and "computed" not in log
 
     groups = load_diverse_groups([out])
     assert [(g.model, g.condition, g.layer) for g in groups] == [
         ("energy_cell", "analytic", "pool"), ("energy_cell", "untrained", "pool")]
     table = diverse_summary(groups)
-    with xr.open_dataset(out / "analytic" / "diverse_pool.indices.nc") as ind:
-        assert table["phase_invariance_median"][0] == pytest.approx(
-            float(ind["phase_invariance_index"][0]))
+    (ind_,) = run_results(out, condition="analytic", layer="pool", result="diverse_indices")
+    ind = ind_.load()
+    assert table["phase_invariance_median"][0] == pytest.approx(
+        float(ind["phase_invariance_index"][0]))
 
     rep = CliRunner().invoke(main, ["report", str(out)])
     assert rep.exit_code == 0, rep.output
@@ -409,7 +416,7 @@ def test_cli_diverse_controls_resume_and_reports(tmp_path):
                                                          ).read_text()
 
     for bad_args, message in (
-            (["--controls", "shuffle"], "unknown control"),
+            (["--controls", "shuffle"], "unknown value 'shuffle'"),
             (["--untrained", "--controls", "untrained"], "conditions repeat")):
         bad = CliRunner().invoke(main, args[:-4] + bad_args + ["--out", str(tmp_path / "b")])
         assert bad.exit_code == 2 and message in bad.output, bad.output

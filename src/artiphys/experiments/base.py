@@ -44,8 +44,8 @@ class ModelConfig(Config):
         if self.input_size_px is not None and self.input_size_px < 1:
             self.fail("input_size_px", f"must be a positive number of px, not {self.input_size_px}")
         if self.weights_path is not None and self.pretrained is False:
-            self.fail("weights_path", "a weights file and pretrained = false contradict each "
-                      "other; drop one")
+            self.fail("weights_path", "both untrained (--untrained, pretrained = false) and a "
+                      "weights file (--weights) were asked for; drop one")
 
     def load(self):
         """The :class:`~artiphys.models.spec.ModelSpec` (CPU, eval mode)."""

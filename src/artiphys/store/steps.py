@@ -285,8 +285,8 @@ class StepStore:
                 **{k: v for k, v in meta.items() if isinstance(v, (str, int, float))},
                 "artiphys_step": step.name, "artiphys_step_version": step.version,
                 "step_digest": step.digest, "created_utc": now,
-                "inputs_json": canonical_json(step.inputs),
-                "settings_json": canonical_json(step.settings)}
+                "step_inputs_json": canonical_json(step.inputs),
+                "step_settings_json": canonical_json(step.settings)}
 
     def get_or_compute(self, step: Step, compute: Callable[[], object], *,
                        finite: Iterable[str] = ()):
