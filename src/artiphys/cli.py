@@ -364,8 +364,8 @@ def apc_cmd(run, layers, out, features_csv, cv_folds, n_shuffle, kurtosis, seed,
     import numpy as np
     import pandas as pd
 
-    from artiphys.stimuli.apc_features import apc_features
-    from artiphys.tuning.apc import apc_predictions, as_feature_list, fit_apc, fit_apc_cv
+    from artiphys.stimuli.apc_features import apc_features, load_feature_table
+    from artiphys.tuning.apc import align_features, apc_predictions, fit_apc, fit_apc_cv
     from artiphys.tuning.controls import shuffle_null
     from artiphys.tuning.sparsity import apply_kurtosis_filter, sparsity
 
@@ -374,7 +374,7 @@ def apc_cmd(run, layers, out, features_csv, cv_folds, n_shuffle, kurtosis, seed,
     for label, da in _analysis_layers(run, layers).items():
         if preds is None:
             if features_csv:
-                feats = as_feature_list(pd.read_csv(features_csv), n_stimuli=da.sizes["stimulus"])
+                feats = align_features(load_feature_table(features_csv), da)
             else:
                 table = pd.DataFrame({c: np.asarray(da[c].values) for c in ("shape_id", "rotation")
                                       if c in da.coords})

@@ -8,6 +8,7 @@ import pytest
 
 from artiphys.errors import StimulusError
 from artiphys.stimuli.apc_features import (apc_features, boundary_features, compare_with_reference,
+                                           features_by_index_370, load_feature_table,
                                            pad_features)
 from artiphys.stimuli.registry import make_stimuli
 from artiphys.stimuli.shapes import shape_table
@@ -102,3 +103,41 @@ def test_extrema_match_reference_feature_table(reference_dir):
     cmp_best = compare_with_reference(best, angle_tol_rad=0.1, curvature_tol=0.05)
     print(f"sharpest feature of each stimulus matched: {cmp_best.matched.mean():.3f}")
     assert cmp_best.matched.mean() > 0.95
+
+
+def test_load_feature_table_reads_the_authors_table(reference_dir):
+    table = load_feature_table(reference_dir / "pc2001_370_apc_features.csv")
+    assert list(table.columns) == ["stimulus_index", "angular_position_rad", "curvature"]
+    assert len(table) == 2298 and table.stimulus_index.dtype == np.int64
+    assert sorted(table.stimulus_index.unique()) == list(range(370))
+    feats = features_by_index_370(table, [18, 0])  # any stimuli, in the order asked
+    assert len(feats[1]) == 8 and np.allclose(feats[1][:, 1], 0.599811)  # the small circle
+    assert np.array_equal(feats[0], table[table.stimulus_index == 18].to_numpy()[:, 1:])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("stimulus_index,curvature\n0,0.5\n", "lacks the columns angular_position_rad"),
+    ("stimulus_index,angular_position_rad,curvature\n0,abc,0.5\n",
+     "angular_position_rad is not a finite number in rows \\[0\\]"),
+    ("stimulus_index,angular_position_rad,curvature\n0,1,0.5\n370,1,0.5\n",
+     "integer 0..369 .*rows \\[1\\] have \\[370.0\\]"),
+    ("stimulus_index,angular_position_rad,curvature\n1.5,1,0.5\n", "integer 0..369"),
+    ("stimulus_index,angular_position_rad,curvature\n", "no rows"),
+    ("", "not a readable CSV"),
+])
+def test_load_feature_table_rejects_bad_files_in_one_line(tmp_path, text, message):
+    path = tmp_path / "features.csv"
+    path.write_text(text)
+    with pytest.raises(StimulusError, match=message) as err:
+        load_feature_table(path)
+    assert "\n" not in str(err.value)
+    with pytest.raises(StimulusError, match="does not exist"):
+        load_feature_table(tmp_path / "missing.csv")
+
+
+def test_features_by_index_370_names_the_missing_stimuli():
+    table = pd.DataFrame({"stimulus_index": [0, 0, 5], "angular_position_rad": [0, 1, 2],
+                          "curvature": [0.1, 0.2, 0.3]})
+    assert [len(f) for f in features_by_index_370(table, [5, 0, 5])] == [1, 2, 1]
+    with pytest.raises(StimulusError, match="index_370 = 3, 7 \\(3 of 4 stimuli\\)"):
+        features_by_index_370(table, [0, 3, 7, 7])

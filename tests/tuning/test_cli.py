@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from click.testing import CliRunner
 
 from artiphys.cli import main
+from artiphys.recording.record import load_responses
+from artiphys.tuning.apc import fit_apc
 
 
 def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
@@ -74,3 +78,33 @@ def test_apc_and_ti_commands_on_recorded_runs(tmp_path):
     assert json.loads(res.output)["relu"]["n_units"] == 6
     res = runner.invoke(main, ["ti", str(rec), "--out", str(tmp_path / "a")])
     assert res.exit_code == 2 and "sweep" in res.output
+
+
+@pytest.mark.slow
+def test_apc_features_csv_is_joined_by_stimulus_identity(tmp_path, reference_dir):
+    """`apc --features` with the authors' 370-row table fits the 362 recorded shapes by
+    index_370: the same fit as the package given features looked up stimulus by stimulus."""
+    runner = CliRunner()
+    rec = tmp_path / "rec"
+    res = runner.invoke(main, ["record", "neuromatch_conv", "--stimuli", "shapes:canvas_px=65",
+                               "--layers", "relu", "--out", str(rec)])
+    assert res.exit_code == 0, res.output
+    csv = reference_dir / "pc2001_370_apc_features.csv"
+    res = runner.invoke(main, ["apc", str(rec), "--out", str(tmp_path / "a"), "--features",
+                               str(csv)])
+    assert res.exit_code == 0, res.output
+    got = xr.load_dataset(tmp_path / "a" / "relu.apc.nc")
+    da = load_responses(rec, "relu")
+    raw = pd.read_csv(csv)
+    by_hand = [raw.loc[raw.stimulus_index == k, ["angular_position_rad", "curvature"]].to_numpy()
+               for k in da["index_370"].values]
+    want = fit_apc(da.values, by_hand, device="cpu")  # a plain array: no coordinate to join by
+    assert got.model_index.values.tolist() == want.model_index.values.tolist()
+    assert np.allclose(got.r.values, want.r.values, atol=1e-9)
+    assert len(set(want.model_index.values.tolist())) > 1
+    unjoinable = tmp_path / "positional.csv"
+    raw[raw.stimulus_index < 361].to_csv(unjoinable, index=False)
+    res = runner.invoke(main, ["apc", str(rec), "--out", str(tmp_path / "b"), "--features",
+                               str(unjoinable)])
+    assert res.exit_code != 0 and "no rows for index_370 = 361" in res.output
+    assert "Traceback" not in res.output

@@ -247,3 +247,114 @@ def compare_with_reference(reference: pd.DataFrame, angle_tol_rad: float = 0.35,
                          len(ours), len(group)))
     return pd.DataFrame(rows, columns=["stimulus_index", "shape_id", "rotation", "angle_error_rad",
                                        "curvature_error", "matched", "n_ours", "n_reference"])
+
+
+# ---- per-stimulus feature tables (a user's CSV, the authors' table) ---------------------
+
+FEATURE_TABLE_COLUMNS = ("stimulus_index", "angular_position_rad", "curvature")
+N_STANDARD = 370
+
+
+def check_feature_table(table: pd.DataFrame, source: str = "the feature table") -> pd.DataFrame:
+    """Validate a per-stimulus APC feature table and return its essential columns.
+
+    A feature table has one row per boundary feature: ``stimulus_index`` (the stimulus in
+    the standard 370 numbering of Pasupathy & Connor (2001): shape-major, rotation-minor,
+    the ``index_370`` coordinate of a shape set), ``angular_position_rad`` and
+    ``curvature`` (normalised, convex positive). Other columns are ignored.
+
+    Returns
+    -------
+    DataFrame with columns ``stimulus_index`` (int), ``angular_position_rad``,
+    ``curvature`` (float), in the table's row order.
+
+    Raises
+    ------
+    StimulusError
+        Missing columns, non-integer or out-of-range stimulus indices, non-finite values
+        or an empty table (the message names the offending rows).
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise StimulusError(f"{source} must be a DataFrame, not {type(table).__name__}")
+    missing = [c for c in FEATURE_TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise StimulusError(f"{source} lacks the columns {', '.join(missing)} (it has "
+                            f"{', '.join(map(str, table.columns)) or 'none'}); an APC feature "
+                            f"table needs columns {', '.join(FEATURE_TABLE_COLUMNS)}")
+    if len(table) == 0:
+        raise StimulusError(f"{source} has no rows; give at least one feature per stimulus")
+    values = {}
+    for col in FEATURE_TABLE_COLUMNS:
+        v = pd.to_numeric(table[col], errors="coerce").to_numpy(np.float64)
+        bad = np.flatnonzero(~np.isfinite(v))
+        if len(bad):
+            raise StimulusError(f"{source}: column {col} is not a finite number in rows "
+                                f"{bad[:5].tolist()}; fix or drop those rows")
+        values[col] = v
+    idx = values["stimulus_index"]
+    bad = np.flatnonzero((idx != np.round(idx)) | (idx < 0) | (idx >= N_STANDARD))
+    if len(bad):
+        raise StimulusError(f"{source}: stimulus_index must be an integer 0..{N_STANDARD - 1} "
+                            f"(standard 370 numbering, the index_370 coordinate), rows "
+                            f"{bad[:5].tolist()} have {idx[bad[:5]].tolist()}")
+    return pd.DataFrame({"stimulus_index": idx.astype(np.int64),
+                         "angular_position_rad": values["angular_position_rad"],
+                         "curvature": values["curvature"]})
+
+
+def load_feature_table(path) -> pd.DataFrame:
+    """Read a per-stimulus APC feature table from a CSV file and validate it.
+
+    The CSV needs a header with ``stimulus_index`` (standard 370 numbering),
+    ``angular_position_rad`` and ``curvature``; other columns are ignored. See
+    :func:`check_feature_table` for the result and the errors. Join the table to responses
+    with :func:`features_by_index_370` (``fit_apc`` does this by the responses'
+    ``index_370`` coordinate).
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise StimulusError(f"feature table {path} does not exist; give the path of a CSV file")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise StimulusError(f"feature table {path} is not a readable CSV file "
+                            f"({str(exc).splitlines()[0]})") from None
+    return check_feature_table(table, source=f"feature table {path.name}")
+
+
+def features_by_index_370(table: pd.DataFrame, index_370) -> list[np.ndarray]:
+    """Join a feature table to stimuli by identity: one ``(k_i, 2)`` array per stimulus.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A feature table (see :func:`check_feature_table`).
+    index_370 : array of int
+        The stimuli, in the standard 370 numbering (a shape set's ``index_370`` column or
+        the responses' ``index_370`` coordinate), in the order wanted.
+
+    Returns
+    -------
+    list of ndarray ``(k_i, 2)``: ``[angular_position_rad, curvature]`` of the table's rows
+    for ``index_370[i]``, in table order.
+
+    Raises
+    ------
+    StimulusError
+        When some of the stimuli have no rows in the table (named in the message).
+    """
+    table = check_feature_table(table)
+    wanted = np.asarray(index_370).ravel()
+    groups = {int(k): g[["angular_position_rad", "curvature"]].to_numpy(np.float64)
+              for k, g in table.groupby("stimulus_index", sort=False)}
+    missing = sorted({int(k) for k in wanted if int(k) not in groups})
+    if missing:
+        n_missing = int(sum(int(k) not in groups for k in wanted))
+        blank = " (index_370 = -1 is a blank, which has no features)" if -1 in missing else ""
+        raise StimulusError(f"the feature table has no rows for index_370 = "
+                            f"{', '.join(map(str, missing[:10]))}{' ...' if len(missing) > 10 else ''}"
+                            f" ({n_missing} of {len(wanted)} stimuli){blank}; add their features "
+                            f"or fit only the stimuli the table covers")
+    return [groups[int(k)] for k in wanted]
