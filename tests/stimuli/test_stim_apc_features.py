@@ -9,9 +9,9 @@ import pytest
 from artiphys.errors import StimulusError
 from artiphys.stimuli.apc_features import (apc_features, boundary_features, compare_with_reference,
                                            features_by_index_370, load_feature_table,
-                                           pad_features)
+                                           pad_features, pc2001_center)
 from artiphys.stimuli.registry import make_stimuli
-from artiphys.stimuli.shapes import shape_table
+from artiphys.stimuli.shapes import _rotation_matrix, shape_table
 
 
 def test_circle_curvature_is_one_over_radius_and_convex():
@@ -141,3 +141,39 @@ def test_features_by_index_370_names_the_missing_stimuli():
     assert [len(f) for f in features_by_index_370(table, [5, 0, 5])] == [1, 2, 1]
     with pytest.raises(StimulusError, match="index_370 = 3, 7 \\(3 of 4 stimuli\\)"):
         features_by_index_370(table, [0, 3, 7, 7])
+
+
+def test_pc2001_center_is_the_gridded_centre_of_mass():
+    # symmetric shapes: the grid is symmetric about 0 (cells truncate towards zero)
+    for sid in (0, 1, 6, 31, 33):
+        assert np.allclose(pc2001_center(sid), 0, atol=1e-12)
+    # the teardrop: on its axis, and not the polygon centroid (0.4426, the grid's 0.4419)
+    c, g = pc2001_center(2), boundary_features(2, 0).centroid
+    assert c[0] == 0 and c[1] == pytest.approx(0.4419, abs=5e-4) and g[1] > c[1]
+    # rotated with the shape; "centroid" keeps the previous convention
+    bf = boundary_features(11, 3)
+    assert np.allclose(bf.center, _rotation_matrix(3) @ pc2001_center(11))
+    assert np.allclose(boundary_features(11, 3, center="centroid").center, bf.centroid)
+    with pytest.raises(StimulusError, match="center"):
+        boundary_features(11, 0, center="bbox")
+
+
+def test_pc2001_center_is_the_centre_of_the_authors_table(reference_dir):
+    """Each reference feature is a point at (angle, radius) from the shape's centre (the
+    table's col6 is that radius): around pc2001_center those points lie on the boundary, around
+    the centroid they miss it for the asymmetric shapes."""
+    ref = pd.read_csv(reference_dir / "pc2001_370_apc_features.csv")
+    table = shape_table(unique=False)
+    miss = {"pc2001": [], "centroid": []}
+    for k, g in ref.groupby("stimulus_index"):
+        sid, rot = (int(v) for v in table.loc[int(k), ["shape_id", "rotation"]])
+        for center in miss:
+            bf = boundary_features(sid, rot, center=center)
+            a, r = g.angular_position_rad.to_numpy(), g.col6.to_numpy()
+            pts = bf.center + r[:, None] * np.stack([np.cos(a), np.sin(a)], axis=1)
+            d = np.hypot(*(pts[:, None, :] - bf.points[None]).transpose(2, 0, 1)).min(axis=1)
+            miss[center].extend(d)
+    ours, centroid = np.array(miss["pc2001"]), np.array(miss["centroid"])
+    # the residual is the table's 0.0075 rad grid of angles (0.0075 * radius ~ 0.004-0.01)
+    assert np.median(ours) < 0.0035 and np.quantile(ours, 0.99) < 0.015
+    assert np.quantile(centroid, 0.9) > 1.5 * np.quantile(ours, 0.9)

@@ -9,9 +9,12 @@ Conventions
 - Shape coordinates, **y up**, as in :mod:`artiphys.stimuli.shapes`; a rotated shape's
   features are those of the rotated spline (rotation by k*45 deg adds k*pi/4 to every
   angular position).
-- ``angular_position_rad``: angle of the boundary point around the shape's centroid,
+- ``angular_position_rad``: angle of the boundary point around the shape's centre,
   ``atan2(y - cy, x - cx)`` wrapped to ``[0, 2 pi)``: 0 = right (+x), pi/2 = top,
-  counter-clockwise. Position in the image and scale do not change it.
+  counter-clockwise. Position in the image and scale do not change it. The centre is, by
+  default (``center="pc2001"``), the one of the authors' feature table: the centre of
+  mass of the unrotated shape filled on a 0.05-unit grid (:func:`pc2001_center`),
+  rotated with the shape; ``center="centroid"`` uses the polygon centroid of the spline.
 - ``curvature``: signed curvature ``kappa = (x' y'' - y' x'') / |C'|^3`` of the spline in
   shape units (1 / shape unit), signed so that **convex is positive** and concave negative
   (whatever the traversal direction). A circle of radius rho has kappa = 1/rho.
@@ -57,7 +60,10 @@ class BoundaryFeatures:
     points : ndarray (N, 2)
         Boundary samples in shape units (y up), not closed, rotation applied, not centred.
     centroid : ndarray (2,)
-        Polygon centroid the angular positions are measured around.
+        Polygon centroid of the boundary.
+    center : ndarray (2,)
+        The point the angular positions are measured around (see ``center`` of
+        :func:`boundary_features`).
     angular_position_rad : ndarray (N,)
     curvature : ndarray (N,)
         Signed curvature in 1 / shape unit, convex positive.
@@ -71,6 +77,7 @@ class BoundaryFeatures:
     rotation: int
     points: np.ndarray
     centroid: np.ndarray
+    center: np.ndarray
     angular_position_rad: np.ndarray
     curvature: np.ndarray
     curvature_norm: np.ndarray
@@ -122,10 +129,49 @@ def curvature_extrema(curvature_norm: np.ndarray, smooth_samples: float = SMOOTH
     return np.array(sorted(found), dtype=np.int64)
 
 
+PC2001_CELL = 0.05   # grid cell of the authors' centre of mass, shape units
+PC2001_GRID = 64     # cells per side (the grid spans +-1.6 shape units)
+
+
+@functools.lru_cache(maxsize=128)
+def pc2001_center(shape_id: int, v4cnn_shape29: bool = False) -> np.ndarray:
+    """Centre of the unrotated shape as the authors' feature table measures it, shape units.
+
+    The angular positions of Pasupathy & Connor's feature table (the one Pospisil et al.
+    2018 fit) are measured around a centre of mass computed on a coarse grid (the
+    ``comass`` routine distributed with the v4cnn code): the spline is sampled 25 times
+    per segment; each sample marks grid cell ``(32 + trunc(y / 0.05), 32 + trunc(x / 0.05))``
+    (1-based, truncation towards zero, so the cells on the axes are twice as wide); the
+    outline is then filled by one raster scan (rows, then columns, 2..63), a cell becoming
+    filled when its left and upper neighbours are filled and some cell below it in its
+    column is filled; the centre is ``0.05 * (mean filled index - 32)`` per axis. It is
+    computed on the unrotated shape and rotated with it. It lies up to 0.04 shape units
+    from the polygon centroid; fitted to the authors' table (angle, radius of each
+    feature), the implied centre of every shape is within 0.008 of this one (median
+    0.001) and 0.01-0.036 from the centroid for 15 of the 51 shapes.
+    """
+    pts = spline_samples(_get_shape(shape_id, v4cnn_shape29).control_points, 25)
+    half = PC2001_GRID // 2
+    rows = half + np.trunc(pts[:, 1] / PC2001_CELL).astype(int)
+    cols = half + np.trunc(pts[:, 0] / PC2001_CELL).astype(int)
+    grid = np.zeros((PC2001_GRID + 2, PC2001_GRID + 2), dtype=bool)  # 1-based, padded
+    grid[rows, cols] = True
+    below = np.zeros_like(grid)  # below[i, j]: some cell of column j in rows > i is filled
+    for i in range(2, PC2001_GRID):
+        below[i] = grid[i + 1:PC2001_GRID + 1].any(axis=0)
+        for j in range(2, PC2001_GRID):
+            if not grid[i, j] and grid[i, j - 1] and grid[i - 1, j] and below[i, j]:
+                grid[i, j] = True
+    r, c = np.nonzero(grid[1:PC2001_GRID + 1, 1:PC2001_GRID + 1])
+    out = np.array([(c.mean() + 1 - half), (r.mean() + 1 - half)]) * PC2001_CELL
+    out.setflags(write=False)
+    return out
+
+
 @functools.lru_cache(maxsize=1024)
 def boundary_features(shape_id: int, rotation: int = 0, *, smooth_samples: float = SMOOTH_SAMPLES,
                       min_prominence: float = MIN_PROMINENCE, plateau_fraction: float = PLATEAU_FRACTION,
-                      v4cnn_shape29: bool = False) -> BoundaryFeatures:
+                      center: str = "pc2001", v4cnn_shape29: bool = False) -> BoundaryFeatures:
     """Angular position and curvature at every boundary sample, and the extrema.
 
     Parameters
@@ -134,6 +180,9 @@ def boundary_features(shape_id: int, rotation: int = 0, *, smooth_samples: float
         Shape 0..50, rotation k (counter-clockwise k*45 deg).
     smooth_samples, min_prominence, plateau_fraction : float
         Extremum detection (see :func:`curvature_extrema`).
+    center : {"pc2001", "centroid"}
+        Centre of the angular positions: the authors' gridded centre of mass
+        (:func:`pc2001_center`, the centre of their feature table) or the polygon centroid.
     v4cnn_shape29 : bool
         Use the v4cnn variant of shape 29 (see :func:`artiphys.stimuli.shapes.shape_library`).
     """
@@ -150,14 +199,20 @@ def boundary_features(shape_id: int, rotation: int = 0, *, smooth_samples: float
     kappa *= np.sign(signed_area)
     p = p0 @ _rotation_matrix(int(rotation)).T
     x, y = p.T
-    c = polygon_centroid(p)
+    g = polygon_centroid(p)
+    if center == "pc2001":
+        c = _rotation_matrix(int(rotation)) @ pc2001_center(int(shape_id), v4cnn_shape29)
+    elif center == "centroid":
+        c = g
+    else:
+        raise StimulusError(f"center must be 'pc2001' or 'centroid', not {center!r}")
     ang = np.mod(np.arctan2(y - c[1], x - c[0]), 2 * np.pi)
     ang[ang >= 2 * np.pi] = 0.0  # mod of a tiny negative angle rounds to 2 pi
     kn = np.tanh(kappa / 4)
     ext = curvature_extrema(kn, smooth_samples, min_prominence, plateau_fraction)
-    for a in (p, c, ang, kappa, kn, ext):
+    for a in (p, g, c, ang, kappa, kn, ext):
         a.setflags(write=False)
-    return BoundaryFeatures(int(shape_id), int(rotation), p, c, ang, kappa, kn, ext)
+    return BoundaryFeatures(int(shape_id), int(rotation), p, g, c, ang, kappa, kn, ext)
 
 
 def _rows(stimuli) -> pd.DataFrame:
@@ -184,13 +239,13 @@ def apc_features(stimuli=None, which: str = "extrema", **options) -> list[np.nda
     which : {"extrema", "dense"}
         Features at the curvature extrema (4-8 per stimulus) or at every boundary sample.
     **options
-        ``smooth_samples``, ``min_prominence``, ``plateau_fraction``, ``v4cnn_shape29`` for
-        :func:`boundary_features`.
+        ``smooth_samples``, ``min_prominence``, ``plateau_fraction``, ``center``,
+        ``v4cnn_shape29`` for :func:`boundary_features`.
 
     Returns
     -------
     list of ndarray (k_i, 2), one per stimulus row, in row order: column 0 angular
-    position in radians (0..2 pi, counter-clockwise from +x around the centroid, y up),
+    position in radians (0..2 pi, counter-clockwise from +x around the centre, y up),
     column 1 normalised curvature ``tanh(kappa / 4)`` (convex positive). Blank rows
     (``shape_id < 0``) get an empty ``(0, 2)`` array. :func:`pad_features` turns the
     list into a padded array and a mask.
