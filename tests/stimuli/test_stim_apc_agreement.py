@@ -6,7 +6,7 @@ Issue 12 asks for the same best model as with the authors' features for >= 90% o
 median |delta r| <= 0.005. That is not reached (see docs/stimuli.md); these tests pin what
 is measured so that a change to the features shows up, and show why 90% is out of reach: the
 authors' values change with the rotation of a shape (their angles sit on a 0.0075 rad grid
-and their curvatures vary by up to 0.05 between rotations of one shape), and replacing
+and a curvature deviates by up to 0.055 from its mean over the rotations of its shape), and replacing
 them by the rotation-covariant version of the same table (every feature's angle and
 curvature averaged over the rotations of its shape, rotated back) already gives the same
 best model for only ~83-86% of the units.

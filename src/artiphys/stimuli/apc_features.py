@@ -139,12 +139,14 @@ def pc2001_center(shape_id: int, v4cnn_shape29: bool = False) -> np.ndarray:
 
     The angular positions of Pasupathy & Connor's feature table (the one Pospisil et al.
     2018 fit) are measured around a centre of mass computed on a coarse grid (the
-    ``comass`` routine distributed with the v4cnn code): the spline is sampled 25 times
+    ``comass.m`` routine in deanpospisil/v4cnn, ``analysis/code/anitha_matlab_analysis``,
+    re-implemented from its description): the spline is sampled 25 times
     per segment; each sample marks grid cell ``(32 + trunc(y / 0.05), 32 + trunc(x / 0.05))``
     (1-based, truncation towards zero, so the cells on the axes are twice as wide); the
     outline is then filled by one raster scan (rows, then columns, 2..63), a cell becoming
     filled when its left and upper neighbours are filled and some cell below it in its
-    column is filled; the centre is ``0.05 * (mean filled index - 32)`` per axis. It is
+    column is filled (the original's extra rules for the border rows and columns are left
+    out: no shape reaches them); the centre is ``0.05 * (mean filled index - 32)`` per axis. It is
     computed on the unrotated shape and rotated with it. It lies up to 0.04 shape units
     from the polygon centroid; fitted to the authors' table (angle, radius of each
     feature), the implied centre of every shape is within 0.008 of this one (median
