@@ -410,8 +410,8 @@ def features_by_index_370(table: pd.DataFrame, index_370) -> list[np.ndarray]:
     if missing:
         n_missing = int(sum(int(k) not in groups for k in wanted))
         blank = " (index_370 = -1 is a blank, which has no features)" if -1 in missing else ""
-        raise StimulusError(f"the feature table has no rows for index_370 = "
-                            f"{', '.join(map(str, missing[:10]))}{' ...' if len(missing) > 10 else ''}"
-                            f" ({n_missing} of {len(wanted)} stimuli){blank}; add their features "
+        listed = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise StimulusError(f"the feature table has no rows for index_370 = {listed} "
+                            f"({n_missing} of {len(wanted)} stimuli){blank}; add their features "
                             f"or fit only the stimuli the table covers")
     return [groups[int(k)] for k in wanted]
