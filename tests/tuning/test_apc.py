@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -13,9 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from artiphys.errors import ResponseError, StimulusError
+from artiphys.stimuli.apc_features import load_feature_table
+from artiphys.stimuli.shapes import shape_table
 from artiphys.tuning._arrays import FLAG_CONSTANT, FLAG_NONFINITE
 from artiphys.tuning.apc import (
     APCGrid,
+    align_features,
     apc_predictions,
     apc_unit_responses,
     as_feature_list,
@@ -120,19 +124,87 @@ def test_constant_and_nan_units_get_nan_and_flags_without_warnings(features_362)
 
 
 def test_unit_coords_are_kept_and_features_table_is_matched_by_coord(features_362):
-    rows = [(i, j, a, c) for i, f in enumerate(features_362) for j, (a, c) in enumerate(f)]
+    keep = shape_table(unique=True).index_370.to_numpy()  # standard numbering of the 362
+    rows = [(keep[i], j, a, c) for i, f in enumerate(features_362) for j, (a, c) in enumerate(f)]
     table = pd.DataFrame(rows, columns=["stimulus_index", "feature_index",
                                         "angular_position_rad", "curvature"])
     resp = apc_unit_responses(features_362, [3, 100], SMALL)
     order = np.random.default_rng(3).permutation(362)  # responses in another stimulus order
     da = xr.DataArray(resp[order], dims=("stimulus", "unit"),
-                      coords={"stimulus": np.arange(362), "stimulus_index": ("stimulus", order),
+                      coords={"stimulus": np.arange(362), "index_370": ("stimulus", keep[order]),
                               "layer": ("unit", ["conv2", "conv2"]), "channel": ("unit", [7, 8]),
                               "y": ("unit", [6, 6]), "x": ("unit", [6, 6])})
     fit = fit_apc(da, table, SMALL, device="cpu")
     assert fit.model_index.values.tolist() == [3, 100]
     assert fit.channel.values.tolist() == [7, 8] and fit.layer.values.tolist() == ["conv2"] * 2
     assert fit.flags.attrs["flag_meanings"].startswith("constant")
+
+
+def _independent_predictions(feats: list[np.ndarray], grid: APCGrid) -> np.ndarray:
+    """Written apart from the package: every model's prediction by the formula
+    max_p exp((cos(a_p - mu_a) - 1) / sigma_a) exp(-(c_p - mu_c)^2 / (2 sigma_c^2))."""
+    models = itertools.product(*(np.asarray(getattr(grid, n)) for n in
+                                 ("mu_a_deg", "sigma_a_deg", "mu_c", "sigma_c")))
+    return np.array([[np.max(np.exp((np.cos(f[:, 0] - np.radians(ma)) - 1) / np.radians(sa))
+                             * np.exp(-(f[:, 1] - mc) ** 2 / (2 * sc ** 2))) for f in feats]
+                     for ma, sa, mc, sc in models])
+
+
+def _independent_fit(resp: np.ndarray, preds: np.ndarray):
+    """numpy's Pearson r of every model with every unit: best model and its r per unit."""
+    r = np.array([[np.corrcoef(p, u)[0, 1] for p in preds] for u in resp.T])  # (units, models)
+    return r.argmax(1), r.max(1)
+
+
+def test_authors_table_is_joined_by_stimulus_identity(reference_dir):
+    """The 370-row standard table fits the 362 unique shapes by index_370, not by row order:
+    equal to an independent brute-force fit on features looked up stimulus by stimulus."""
+    table = load_feature_table(reference_dir / "pc2001_370_apc_features.csv")
+    raw = pd.read_csv(reference_dir / "pc2001_370_apc_features.csv")
+    idx = shape_table(unique=True).index_370.to_numpy()
+    lookup = [raw.loc[raw.stimulus_index == k, ["angular_position_rad", "curvature"]].to_numpy()
+              for k in idx]
+    positional = [raw.loc[raw.stimulus_index == k, ["angular_position_rad", "curvature"]].to_numpy()
+                  for k in range(362)]
+    differs = [i for i in range(362) if not np.array_equal(lookup[i], positional[i])]
+    assert len(differs) == 348 and differs[0] == 14  # what a join by position got wrong
+    tiny = APCGrid(mu_a_deg=(0, 90, 180, 270), sigma_a_deg=(40, 120), mu_c=(-0.2, 0.5, 1.0),
+                   sigma_c=(0.15, 0.6))
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, tiny.n_models, 4)
+    preds = _independent_predictions(lookup, tiny)
+    resp = preds[truth].T + 0.05 * rng.normal(size=(362, 4))
+    want_m, want_r = _independent_fit(resp, preds)
+    order = rng.permutation(362)
+    da = xr.DataArray(resp[order], dims=("stimulus", "unit"),
+                      coords={"index_370": ("stimulus", idx[order])})
+    fit = fit_apc(da, table, tiny, device="cpu")
+    assert fit.model_index.values.tolist() == want_m.tolist() == truth.tolist()
+    assert np.allclose(fit.r.values, want_r, atol=1e-9)
+    cv = fit_apc_cv(da, table, tiny, n_folds=3, device="cpu")
+    assert cv.model_index.values.tolist() == truth.tolist()
+    got = apc_predictions(table, tiny, device="cpu", dtype=torch.float64, index_370=idx).numpy()
+    assert np.allclose(got, preds, atol=1e-12)
+    assert all(np.array_equal(a, lookup[i]) for a, i in zip(align_features(table, da), order))
+
+
+def test_feature_table_without_identity_gives_one_line_errors(reference_dir):
+    table = load_feature_table(reference_dir / "pc2001_370_apc_features.csv")
+    resp = np.random.default_rng(1).normal(size=(362, 2))
+    cases = [(lambda: fit_apc(resp, table, SMALL), "no index_370 coordinate"),
+             (lambda: fit_apc_cv(resp, table, SMALL, n_folds=3), "no index_370 coordinate"),
+             (lambda: apc_predictions(table, SMALL), "index_370="),
+             (lambda: as_feature_list(table), "index_370=")]
+    idx = shape_table(unique=True).index_370.to_numpy()
+    da = xr.DataArray(resp, dims=("stimulus", "unit"), coords={"index_370": ("stimulus", idx)})
+    partial = table[~table.stimulus_index.isin([18, 40])]
+    cases.append((lambda: fit_apc(da, partial, SMALL), "index_370 = 18, 40 .2 of 362 stimuli"))
+    blank = da.assign_coords(index_370=("stimulus", np.r_[idx[:-1], -1]))
+    cases.append((lambda: fit_apc(blank, table, SMALL), "index_370 = -1 .*blank"))
+    for call, message in cases:
+        with pytest.raises(StimulusError, match=message) as err:
+            call()
+        assert "\n" not in str(err.value)
 
 
 def test_bad_inputs_raise_clear_errors(features_362):

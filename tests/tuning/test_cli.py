@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -16,6 +18,8 @@ def one(out, **meta):
     found = run_results(out, **meta)
     assert len(found) == 1, (meta, found)
     return found[0].load()
+from artiphys.experiments.record import load_responses
+from artiphys.tuning.apc import fit_apc
 
 
 def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
@@ -161,3 +165,33 @@ def test_apc_and_ti_commands_on_recorded_runs(tmp_path):
     assert res.exit_code == 0, res.output
     assert set(json.loads((rec / "manifest.json").read_text())["experiments"]) == {"record",
                                                                                   "apc"}
+
+
+@pytest.mark.slow
+def test_apc_features_csv_is_joined_by_stimulus_identity(tmp_path, reference_dir):
+    """`apc --features` with the authors' 370-row table fits the 362 recorded shapes by
+    index_370: the same fit as the package given features looked up stimulus by stimulus."""
+    runner = CliRunner()
+    rec = tmp_path / "rec"
+    res = runner.invoke(main, ["record", "neuromatch_conv", "--stimuli", "shapes:canvas_px=65",
+                               "--layers", "relu", "--out", str(rec)])
+    assert res.exit_code == 0, res.output
+    csv = reference_dir / "pc2001_370_apc_features.csv"
+    res = runner.invoke(main, ["apc", str(rec), "--out", str(tmp_path / "a"), "--features",
+                               str(csv), "--quiet"])
+    assert res.exit_code == 0, res.output
+    got = one(tmp_path / "a", layer="relu", result="apc")
+    da = load_responses(rec, "relu")
+    raw = pd.read_csv(csv)
+    by_hand = [raw.loc[raw.stimulus_index == k, ["angular_position_rad", "curvature"]].to_numpy()
+               for k in da["index_370"].values]
+    want = fit_apc(da.values, by_hand, device="cpu")  # a plain array: no coordinate to join by
+    assert got.model_index.values.tolist() == want.model_index.values.tolist()
+    assert np.allclose(got.r.values, want.r.values, atol=1e-9)
+    assert len(set(want.model_index.values.tolist())) > 1
+    unjoinable = tmp_path / "positional.csv"
+    raw[raw.stimulus_index < 361].to_csv(unjoinable, index=False)
+    res = runner.invoke(main, ["apc", str(rec), "--out", str(tmp_path / "b"), "--features",
+                               str(unjoinable), "--quiet"])
+    assert res.exit_code != 0 and "no rows for index_370 = 361" in res.output
+    assert "Traceback" not in res.output

@@ -169,12 +169,11 @@ def _predictions(da, config: ApcConfig, cache: dict, device):
     if key not in cache:
         import pandas as pd
 
-        from artiphys.stimuli.apc_features import apc_features
-        from artiphys.tuning.apc import apc_predictions, as_feature_list
+        from artiphys.stimuli.apc_features import apc_features, load_feature_table
+        from artiphys.tuning.apc import align_features, apc_predictions
 
         if config.features_csv:
-            feats = as_feature_list(pd.read_csv(config.features_csv),
-                                    n_stimuli=da.sizes["stimulus"])
+            feats = align_features(load_feature_table(config.features_csv), da)
         else:
             table = pd.DataFrame({c: np.asarray(da[c].values) for c in ("shape_id", "rotation")
                                   if c in da.coords})

@@ -9,9 +9,12 @@ Conventions
 - Shape coordinates, **y up**, as in :mod:`artiphys.stimuli.shapes`; a rotated shape's
   features are those of the rotated spline (rotation by k*45 deg adds k*pi/4 to every
   angular position).
-- ``angular_position_rad``: angle of the boundary point around the shape's centroid,
+- ``angular_position_rad``: angle of the boundary point around the shape's centre,
   ``atan2(y - cy, x - cx)`` wrapped to ``[0, 2 pi)``: 0 = right (+x), pi/2 = top,
-  counter-clockwise. Position in the image and scale do not change it.
+  counter-clockwise. Position in the image and scale do not change it. The centre is, by
+  default (``center="pc2001"``), the one of the authors' feature table: the centre of
+  mass of the unrotated shape filled on a 0.05-unit grid (:func:`pc2001_center`),
+  rotated with the shape; ``center="centroid"`` uses the polygon centroid of the spline.
 - ``curvature``: signed curvature ``kappa = (x' y'' - y' x'') / |C'|^3`` of the spline in
   shape units (1 / shape unit), signed so that **convex is positive** and concave negative
   (whatever the traversal direction). A circle of radius rho has kappa = 1/rho.
@@ -57,7 +60,10 @@ class BoundaryFeatures:
     points : ndarray (N, 2)
         Boundary samples in shape units (y up), not closed, rotation applied, not centred.
     centroid : ndarray (2,)
-        Polygon centroid the angular positions are measured around.
+        Polygon centroid of the boundary.
+    center : ndarray (2,)
+        The point the angular positions are measured around (see ``center`` of
+        :func:`boundary_features`).
     angular_position_rad : ndarray (N,)
     curvature : ndarray (N,)
         Signed curvature in 1 / shape unit, convex positive.
@@ -71,6 +77,7 @@ class BoundaryFeatures:
     rotation: int
     points: np.ndarray
     centroid: np.ndarray
+    center: np.ndarray
     angular_position_rad: np.ndarray
     curvature: np.ndarray
     curvature_norm: np.ndarray
@@ -122,10 +129,51 @@ def curvature_extrema(curvature_norm: np.ndarray, smooth_samples: float = SMOOTH
     return np.array(sorted(found), dtype=np.int64)
 
 
+PC2001_CELL = 0.05   # grid cell of the authors' centre of mass, shape units
+PC2001_GRID = 64     # cells per side (the grid spans +-1.6 shape units)
+
+
+@functools.lru_cache(maxsize=128)
+def pc2001_center(shape_id: int, v4cnn_shape29: bool = False) -> np.ndarray:
+    """Centre of the unrotated shape as the authors' feature table measures it, shape units.
+
+    The angular positions of Pasupathy & Connor's feature table (the one Pospisil et al.
+    2018 fit) are measured around a centre of mass computed on a coarse grid (the
+    ``comass.m`` routine in deanpospisil/v4cnn, ``analysis/code/anitha_matlab_analysis``,
+    re-implemented from its description): the spline is sampled 25 times
+    per segment; each sample marks grid cell ``(32 + trunc(y / 0.05), 32 + trunc(x / 0.05))``
+    (1-based, truncation towards zero, so the cells on the axes are twice as wide); the
+    outline is then filled by one raster scan (rows, then columns, 2..63), a cell becoming
+    filled when its left and upper neighbours are filled and some cell below it in its
+    column is filled (the original's extra rules for the border rows and columns are left
+    out: no shape reaches them); the centre is ``0.05 * (mean filled index - 32)`` per axis. It is
+    computed on the unrotated shape and rotated with it. It lies up to 0.04 shape units
+    from the polygon centroid; fitted to the authors' table (angle, radius of each
+    feature), the implied centre of every shape is within 0.008 of this one (median
+    0.001) and 0.01-0.036 from the centroid for 15 of the 51 shapes.
+    """
+    pts = spline_samples(_get_shape(shape_id, v4cnn_shape29).control_points, 25)
+    half = PC2001_GRID // 2
+    rows = half + np.trunc(pts[:, 1] / PC2001_CELL).astype(int)
+    cols = half + np.trunc(pts[:, 0] / PC2001_CELL).astype(int)
+    grid = np.zeros((PC2001_GRID + 2, PC2001_GRID + 2), dtype=bool)  # 1-based, padded
+    grid[rows, cols] = True
+    below = np.zeros_like(grid)  # below[i, j]: some cell of column j in rows > i is filled
+    for i in range(2, PC2001_GRID):
+        below[i] = grid[i + 1:PC2001_GRID + 1].any(axis=0)
+        for j in range(2, PC2001_GRID):
+            if not grid[i, j] and grid[i, j - 1] and grid[i - 1, j] and below[i, j]:
+                grid[i, j] = True
+    r, c = np.nonzero(grid[1:PC2001_GRID + 1, 1:PC2001_GRID + 1])
+    out = np.array([(c.mean() + 1 - half), (r.mean() + 1 - half)]) * PC2001_CELL
+    out.setflags(write=False)
+    return out
+
+
 @functools.lru_cache(maxsize=1024)
 def boundary_features(shape_id: int, rotation: int = 0, *, smooth_samples: float = SMOOTH_SAMPLES,
                       min_prominence: float = MIN_PROMINENCE, plateau_fraction: float = PLATEAU_FRACTION,
-                      v4cnn_shape29: bool = False) -> BoundaryFeatures:
+                      center: str = "pc2001", v4cnn_shape29: bool = False) -> BoundaryFeatures:
     """Angular position and curvature at every boundary sample, and the extrema.
 
     Parameters
@@ -134,6 +182,9 @@ def boundary_features(shape_id: int, rotation: int = 0, *, smooth_samples: float
         Shape 0..50, rotation k (counter-clockwise k*45 deg).
     smooth_samples, min_prominence, plateau_fraction : float
         Extremum detection (see :func:`curvature_extrema`).
+    center : {"pc2001", "centroid"}
+        Centre of the angular positions: the authors' gridded centre of mass
+        (:func:`pc2001_center`, the centre of their feature table) or the polygon centroid.
     v4cnn_shape29 : bool
         Use the v4cnn variant of shape 29 (see :func:`artiphys.stimuli.shapes.shape_library`).
     """
@@ -150,14 +201,20 @@ def boundary_features(shape_id: int, rotation: int = 0, *, smooth_samples: float
     kappa *= np.sign(signed_area)
     p = p0 @ _rotation_matrix(int(rotation)).T
     x, y = p.T
-    c = polygon_centroid(p)
+    g = polygon_centroid(p)
+    if center == "pc2001":
+        c = _rotation_matrix(int(rotation)) @ pc2001_center(int(shape_id), v4cnn_shape29)
+    elif center == "centroid":
+        c = g
+    else:
+        raise StimulusError(f"center must be 'pc2001' or 'centroid', not {center!r}")
     ang = np.mod(np.arctan2(y - c[1], x - c[0]), 2 * np.pi)
     ang[ang >= 2 * np.pi] = 0.0  # mod of a tiny negative angle rounds to 2 pi
     kn = np.tanh(kappa / 4)
     ext = curvature_extrema(kn, smooth_samples, min_prominence, plateau_fraction)
-    for a in (p, c, ang, kappa, kn, ext):
+    for a in (p, g, c, ang, kappa, kn, ext):
         a.setflags(write=False)
-    return BoundaryFeatures(int(shape_id), int(rotation), p, c, ang, kappa, kn, ext)
+    return BoundaryFeatures(int(shape_id), int(rotation), p, g, c, ang, kappa, kn, ext)
 
 
 def _rows(stimuli) -> pd.DataFrame:
@@ -184,13 +241,13 @@ def apc_features(stimuli=None, which: str = "extrema", **options) -> list[np.nda
     which : {"extrema", "dense"}
         Features at the curvature extrema (4-8 per stimulus) or at every boundary sample.
     **options
-        ``smooth_samples``, ``min_prominence``, ``plateau_fraction``, ``v4cnn_shape29`` for
-        :func:`boundary_features`.
+        ``smooth_samples``, ``min_prominence``, ``plateau_fraction``, ``center``,
+        ``v4cnn_shape29`` for :func:`boundary_features`.
 
     Returns
     -------
     list of ndarray (k_i, 2), one per stimulus row, in row order: column 0 angular
-    position in radians (0..2 pi, counter-clockwise from +x around the centroid, y up),
+    position in radians (0..2 pi, counter-clockwise from +x around the centre, y up),
     column 1 normalised curvature ``tanh(kappa / 4)`` (convex positive). Blank rows
     (``shape_id < 0``) get an empty ``(0, 2)`` array. :func:`pad_features` turns the
     list into a padded array and a mask.
@@ -247,3 +304,114 @@ def compare_with_reference(reference: pd.DataFrame, angle_tol_rad: float = 0.35,
                          len(ours), len(group)))
     return pd.DataFrame(rows, columns=["stimulus_index", "shape_id", "rotation", "angle_error_rad",
                                        "curvature_error", "matched", "n_ours", "n_reference"])
+
+
+# ---- per-stimulus feature tables (a user's CSV, the authors' table) ---------------------
+
+FEATURE_TABLE_COLUMNS = ("stimulus_index", "angular_position_rad", "curvature")
+N_STANDARD = 370
+
+
+def check_feature_table(table: pd.DataFrame, source: str = "the feature table") -> pd.DataFrame:
+    """Validate a per-stimulus APC feature table and return its essential columns.
+
+    A feature table has one row per boundary feature: ``stimulus_index`` (the stimulus in
+    the standard 370 numbering of Pasupathy & Connor (2001): shape-major, rotation-minor,
+    the ``index_370`` coordinate of a shape set), ``angular_position_rad`` and
+    ``curvature`` (normalised, convex positive). Other columns are ignored.
+
+    Returns
+    -------
+    DataFrame with columns ``stimulus_index`` (int), ``angular_position_rad``,
+    ``curvature`` (float), in the table's row order.
+
+    Raises
+    ------
+    StimulusError
+        Missing columns, non-integer or out-of-range stimulus indices, non-finite values
+        or an empty table (the message names the offending rows).
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise StimulusError(f"{source} must be a DataFrame, not {type(table).__name__}")
+    missing = [c for c in FEATURE_TABLE_COLUMNS if c not in table.columns]
+    if missing:
+        raise StimulusError(f"{source} lacks the columns {', '.join(missing)} (it has "
+                            f"{', '.join(map(str, table.columns)) or 'none'}); an APC feature "
+                            f"table needs columns {', '.join(FEATURE_TABLE_COLUMNS)}")
+    if len(table) == 0:
+        raise StimulusError(f"{source} has no rows; give at least one feature per stimulus")
+    values = {}
+    for col in FEATURE_TABLE_COLUMNS:
+        v = pd.to_numeric(table[col], errors="coerce").to_numpy(np.float64)
+        bad = np.flatnonzero(~np.isfinite(v))
+        if len(bad):
+            raise StimulusError(f"{source}: column {col} is not a finite number in rows "
+                                f"{bad[:5].tolist()}; fix or drop those rows")
+        values[col] = v
+    idx = values["stimulus_index"]
+    bad = np.flatnonzero((idx != np.round(idx)) | (idx < 0) | (idx >= N_STANDARD))
+    if len(bad):
+        raise StimulusError(f"{source}: stimulus_index must be an integer 0..{N_STANDARD - 1} "
+                            f"(standard 370 numbering, the index_370 coordinate), rows "
+                            f"{bad[:5].tolist()} have {idx[bad[:5]].tolist()}")
+    return pd.DataFrame({"stimulus_index": idx.astype(np.int64),
+                         "angular_position_rad": values["angular_position_rad"],
+                         "curvature": values["curvature"]})
+
+
+def load_feature_table(path) -> pd.DataFrame:
+    """Read a per-stimulus APC feature table from a CSV file and validate it.
+
+    The CSV needs a header with ``stimulus_index`` (standard 370 numbering),
+    ``angular_position_rad`` and ``curvature``; other columns are ignored. See
+    :func:`check_feature_table` for the result and the errors. Join the table to responses
+    with :func:`features_by_index_370` (``fit_apc`` does this by the responses'
+    ``index_370`` coordinate).
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise StimulusError(f"feature table {path} does not exist; give the path of a CSV file")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise StimulusError(f"feature table {path} is not a readable CSV file "
+                            f"({str(exc).splitlines()[0]})") from None
+    return check_feature_table(table, source=f"feature table {path.name}")
+
+
+def features_by_index_370(table: pd.DataFrame, index_370) -> list[np.ndarray]:
+    """Join a feature table to stimuli by identity: one ``(k_i, 2)`` array per stimulus.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A feature table (see :func:`check_feature_table`).
+    index_370 : array of int
+        The stimuli, in the standard 370 numbering (a shape set's ``index_370`` column or
+        the responses' ``index_370`` coordinate), in the order wanted.
+
+    Returns
+    -------
+    list of ndarray ``(k_i, 2)``: ``[angular_position_rad, curvature]`` of the table's rows
+    for ``index_370[i]``, in table order.
+
+    Raises
+    ------
+    StimulusError
+        When some of the stimuli have no rows in the table (named in the message).
+    """
+    table = check_feature_table(table)
+    wanted = np.asarray(index_370).ravel()
+    groups = {int(k): g[["angular_position_rad", "curvature"]].to_numpy(np.float64)
+              for k, g in table.groupby("stimulus_index", sort=False)}
+    missing = sorted({int(k) for k in wanted if int(k) not in groups})
+    if missing:
+        n_missing = int(sum(int(k) not in groups for k in wanted))
+        blank = " (index_370 = -1 is a blank, which has no features)" if -1 in missing else ""
+        listed = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise StimulusError(f"the feature table has no rows for index_370 = {listed} "
+                            f"({n_missing} of {len(wanted)} stimuli){blank}; add their features "
+                            f"or fit only the stimuli the table covers")
+    return [groups[int(k)] for k in wanted]

@@ -108,30 +108,33 @@ class APCGrid:
 
 # ---- features --------------------------------------------------------------------------
 
-def as_feature_list(features, n_stimuli: int | None = None) -> list[np.ndarray]:
+def as_feature_list(features, n_stimuli: int | None = None, *,
+                    index_370=None) -> list[np.ndarray]:
     """Normalise APC features to a list of ``(n_points, 2)`` arrays ``[angle_rad, curvature]``.
 
     Parameters
     ----------
     features : sequence of (n_i, 2) arrays, or DataFrame
-        One array per stimulus (angular position in radians, normalised curvature), or a
-        table with columns ``stimulus_index``, ``angular_position_rad``, ``curvature`` (one
-        row per feature point). Dense boundary samples work the same way as extrema.
+        One array per stimulus, in the stimuli's order (angular position in radians,
+        normalised curvature); or a feature table (columns ``stimulus_index`` in the
+        standard 370 numbering, ``angular_position_rad``, ``curvature``; one row per
+        feature point), which is joined to the stimuli by identity through ``index_370``,
+        never by position. Dense boundary samples work the same way as extrema.
     n_stimuli : int, optional
-        Number of stimuli expected (a table's stimuli are then ``0..n_stimuli-1``).
+        Number of stimuli expected.
+    index_370 : array of int, optional
+        The stimuli in the standard 370 numbering (the responses' ``index_370``
+        coordinate); required with a table.
     """
+    from artiphys.stimuli.apc_features import check_feature_table, features_by_index_370
+
     if isinstance(features, pd.DataFrame):
-        need = {"stimulus_index", "angular_position_rad", "curvature"}
-        if not need <= set(features.columns):
-            raise StimulusError(f"feature table needs columns {sorted(need)}, "
-                                f"has {list(features.columns)}")
-        groups = {int(k): g[["angular_position_rad", "curvature"]].to_numpy(float)
-                  for k, g in features.groupby("stimulus_index", sort=True)}
-        keys = sorted(groups) if n_stimuli is None else range(n_stimuli)
-        missing = [k for k in keys if k not in groups]
-        if missing:
-            raise StimulusError(f"feature table has no rows for stimuli {missing[:10]}")
-        out = [groups[k] for k in keys]
+        features = check_feature_table(features)
+        if index_370 is None:
+            raise StimulusError("a feature table is joined to stimuli by identity: give "
+                                "index_370= (the responses' index_370 coordinate), or pass "
+                                "the table to fit_apc with responses recorded from a shape set")
+        out = features_by_index_370(features, index_370)
     else:
         out = [np.asarray(f, dtype=float).reshape(-1, 2) for f in features]
     if n_stimuli is not None and len(out) != n_stimuli:
@@ -155,7 +158,8 @@ def _padded(features: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def apc_predictions(features, grid: APCGrid | None = None, *, device=None,
-                    dtype: torch.dtype = torch.float32, max_chunk_mb: float = 256) -> torch.Tensor:
+                    dtype: torch.dtype = torch.float32, max_chunk_mb: float = 256,
+                    index_370=None) -> torch.Tensor:
     """Predicted responses of every model of ``grid`` to every stimulus.
 
     Parameters
@@ -168,6 +172,8 @@ def apc_predictions(features, grid: APCGrid | None = None, *, device=None,
         Bound on the temporaries: stimuli and models are taken in blocks whose
         ``models x stimuli x points`` float64 terms stay under it (dense boundary samples,
         hundreds of points per stimulus, need this).
+    index_370 : array of int, optional
+        With a feature table: the stimuli (standard 370 numbering), in prediction order.
 
     Returns
     -------
@@ -179,7 +185,8 @@ def apc_predictions(features, grid: APCGrid | None = None, *, device=None,
 
     grid = grid or APCGrid.published()
     dev = default_device(device)
-    ang, cur, valid = (torch.as_tensor(a, device=dev) for a in _padded(as_feature_list(features)))
+    feats = as_feature_list(features, index_370=index_370)
+    ang, cur, valid = (torch.as_tensor(a, device=dev) for a in _padded(feats))
     f64 = dict(dtype=torch.float64, device=dev)
     # The grid is a product, so the log-prediction separates: log vonMises depends on
     # (mu_a, sigma_a) only, log Gauss on (mu_c, sigma_c) only; padding points get -inf.
@@ -318,7 +325,7 @@ def _prepare(responses, features, grid, predictions, device):
     da = as_responses(responses)
     grid = grid or APCGrid.published()
     if predictions is None:
-        feats = _select_features(features, da)
+        feats = align_features(features, da)
         predictions = apc_predictions(feats, grid, device=default_device(device))
     else:
         predictions = torch.as_tensor(predictions)
@@ -330,20 +337,28 @@ def _prepare(responses, features, grid, predictions, device):
     return da, grid, predictions, values, flags
 
 
-def _select_features(features, da: xr.DataArray):
-    """Features in the order of ``da``'s stimuli (by coord when a table is given)."""
+def align_features(features, responses) -> list[np.ndarray]:
+    """APC features in the order of the responses' stimuli.
+
+    A feature table (DataFrame with ``stimulus_index`` in the standard 370 numbering) is
+    joined by the ``index_370`` stimulus coordinate of ``responses``, never by position; a
+    list of per-stimulus arrays is taken to be in the responses' order already.
+
+    Raises
+    ------
+    StimulusError
+        A table with responses that have no ``index_370`` coordinate, a table missing some
+        of the responses' stimuli, or a list of the wrong length.
+    """
+    da = as_responses(responses)
     n = da.sizes["stimulus"]
-    if isinstance(features, pd.DataFrame) and "stimulus" in da.coords:
-        table = as_feature_list(features)
-        keys = sorted(features["stimulus_index"].unique())
-        lookup = dict(zip(keys, table))
-        wanted = da["stimulus_index" if "stimulus_index" in da.coords else "stimulus"].values
-        try:
-            return [lookup[int(k)] for k in wanted]
-        except (KeyError, ValueError, TypeError):
-            raise StimulusError("the feature table's stimulus_index does not cover the "
-                                "responses' stimulus coordinate; pass features as a list in "
-                                "stimulus order") from None
+    if isinstance(features, pd.DataFrame):
+        if "index_370" not in da.coords:
+            raise StimulusError("the responses have no index_370 coordinate, so a feature "
+                                "table cannot be joined to their stimuli; record a shape set "
+                                "(its index_370 column becomes the coordinate) or pass the "
+                                "features as a list in the responses' stimulus order")
+        return as_feature_list(features, n_stimuli=n, index_370=da["index_370"].values)
     return as_feature_list(features, n_stimuli=n)
 
 
@@ -367,9 +382,9 @@ def fit_apc(responses, features=None, grid: APCGrid | None = None, *, prediction
     ----------
     responses : xr.DataArray ``("stimulus", "unit")`` or array ``(n_stimuli, n_units)``
         Responses of any number of units (all layers stacked, if wanted) to the shapes.
-    features : APC features of the same stimuli (see :func:`as_feature_list`); a table
-        with ``stimulus_index`` is matched to the ``stimulus_index`` (or ``stimulus``)
-        coord of ``responses``. Not needed when ``predictions`` are given.
+    features : APC features of the same stimuli (see :func:`as_feature_list`); a feature
+        table is joined by the ``index_370`` coordinate of ``responses`` (see
+        :func:`align_features`). Not needed when ``predictions`` are given.
     grid : APCGrid, default the published 65,536-model grid
     predictions : tensor ``(n_models, n_stimuli)``, optional
         Precomputed :func:`apc_predictions` (reuse across layers and conditions).
@@ -492,5 +507,5 @@ def apc_unit_responses(features, params: dict | Sequence[int], grid: APCGrid | N
     return np.where(valid[None], val, 0.0).max(axis=2).T
 
 
-__all__ = ["APCGrid", "apc_predictions", "apc_unit_responses", "as_feature_list",
-           "best_correlations", "fit_apc", "fit_apc_cv", "kfold_indices"]
+__all__ = ["APCGrid", "align_features", "apc_predictions", "apc_unit_responses",
+           "as_feature_list", "best_correlations", "fit_apc", "fit_apc_cv", "kfold_indices"]
