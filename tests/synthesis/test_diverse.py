@@ -26,25 +26,25 @@ from artiphys.models.analytic import (
     simple_cell,
 )
 from artiphys.models.spec import as_spec
+from artiphys.recording.hooks import forward_to_layers
+from artiphys.stimuli.patch_norm import natural_patch_norm
 from artiphys.synthesis.diverse import (
     PAPER_LAMBDAS,
     DiverseRecipe,
-    TextureRecipe,
+    centre_unit,
     choose_lambda,
     diverse_objective,
     diverse_sets,
-    feature_window,
+    min_pairwise_distance,
+)
+from artiphys.synthesis.invariance import (
+    TextureRecipe,
     invariance_indices,
     linear_combination_index,
-    min_pairwise_distance,
-    natural_patch_norm,
-    pre_rectifier_layer,
-    preceding_layer,
-    save_diverse,
     texture_window,
 )
-from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.priors import SpectralGaussianPrior, as_prior
+from artiphys.synthesis.save import save_diverse
 
 S = 17
 SF = 0.2
@@ -171,43 +171,19 @@ def test_groups_do_not_interact():
     assert not torch.allclose(scores(x)[:3], scores(y)[:3])
 
 
-def test_preceding_layer_and_window():
-    from artiphys.models.registry import load_model
+def test_centre_unit_of_an_untraceable_model_warns_and_takes_the_map_centre():
+    class Branchy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 3)
 
-    net = load_model("squeezenet1_0", pretrained=False)
-    feeds = preceding_layer(net, "features.3.expand3x3_activation")
-    assert feeds == "features.3.squeeze_activation"
-    assert preceding_layer(net, "features.4.squeeze_activation") == "features.3"
-    assert preceding_layer(net, "features.0") is None  # reads the image: pixel distance
-    rows, cols = feature_window(net, "features.3.expand3x3_activation", (1, 1))
-    assert (rows.start, rows.stop) == (0, 3) and (cols.start, cols.stop) == (0, 3)
-    rows, _ = feature_window(net, "features.3.expand1x1_activation", (1, 1))
-    assert (rows.start, rows.stop) == (1, 2)
-    assert preceding_layer(_hw_cell(), "pool") == "relu"
-    assert pre_rectifier_layer(net, "features.3.expand3x3_activation") == "features.3.expand3x3"
-    assert pre_rectifier_layer(net, "features.3.expand3x3") is None  # already the conv
-    assert pre_rectifier_layer(net, "features.6") is None  # pooling in between
+        def forward(self, x):
+            return self.conv(x) if x.sum() > 0 else -self.conv(x)   # data-dependent: no fx
 
-
-def test_preceding_layer_of_shared_modules_is_the_call_the_conv_reads():
-    import torchvision
-
-    r18 = as_spec(torchvision.models.resnet18().eval())
-    # block 0 ends with the 2nd call of its shared relu: read it as the block's output
-    assert preceding_layer(r18, "layer1.1.conv1") == "layer1.0"
-    assert preceding_layer(r18, "layer1.0.conv2") == "layer1.0.relu"   # its 1st call
-    r50 = as_spec(torchvision.models.resnet50().eval())
-    # bottleneck conv3 reads the relu's 2nd call inside the block: before the rectifier
-    assert preceding_layer(r50, "layer1.1.conv3") == "layer1.1.bn2"
-    feats = forward_to_layers(r50, torch.randn(1, 3, 32, 32), ["layer1.0", "layer1.1.relu"])
-    assert feats["layer1.0"].shape[1] == 256 and feats["layer1.1.relu"].shape[1] == 64
-
-
-def test_natural_patch_norm(norm):
-    assert norm == pytest.approx(MEASURED_NORM, rel=0.01)
-    # half the norm of 17 px RGB patches around mid-grey: a per-pixel RMS of ~0.1-0.4
-    rms = 2 * norm / math.sqrt(3 * S * S)
-    assert 0.1 < rms < 0.4
+    with pytest.warns(UserWarning, match="map centre"):
+        assert centre_unit(as_spec(Branchy()), "conv", 12) == (5, 5)
+    spec = _spec(energy_cell(sf_cycles_per_px=SF, size_px=S))
+    assert centre_unit(spec, "pool", S) == (S // 2, S // 2)   # traced: no warning
 
 
 def test_texture_window():
@@ -426,7 +402,7 @@ def test_cli_diverse_controls_resume_and_reports(tmp_path):
 def test_memory_budget_splits_the_sweep(norm):
     import json
 
-    from artiphys.synthesis.diverse import TRAINING_MEMORY_FACTOR, activation_bytes_per_image
+    from artiphys.synthesis.loop import TRAINING_MEMORY_FACTOR, activation_bytes_per_image
 
     spec = _spec(energy_cell(sf_cycles_per_px=SF, size_px=S))
     per = activation_bytes_per_image(spec, ["pool"], S)

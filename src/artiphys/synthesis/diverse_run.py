@@ -19,16 +19,12 @@ import xarray as xr
 
 from artiphys.errors import ArtiphysError
 from artiphys.models.controls import TWINS
+from artiphys.models.graph import pre_rectifier_layer
 from artiphys.models.layers import resolve_layer
 from artiphys.models.spec import ModelSpec, as_spec
 from artiphys.store.rundir import RunDir, file_label
-from artiphys.synthesis.diverse import (
-    DiverseRecipe,
-    TextureRecipe,
-    diverse_sets,
-    invariance_indices,
-    pre_rectifier_layer,
-)
+from artiphys.synthesis.diverse import DiverseRecipe, diverse_sets
+from artiphys.synthesis.invariance import TextureRecipe, invariance_indices
 from artiphys.synthesis.priors import prior_name
 
 
