@@ -32,10 +32,8 @@ from artiphys.synthesis.diverse import (
     PAPER_LAMBDAS,
     DiverseRecipe,
     centre_unit,
-    choose_lambda,
     diverse_objective,
     diverse_sets,
-    min_pairwise_distance,
 )
 from artiphys.synthesis.invariance import (
     TextureRecipe,
@@ -138,20 +136,6 @@ def test_recipe_rejects_bad_settings():
         DiverseRecipe(n_images=1)
     with pytest.raises(ArtiphysError, match="optimizer"):
         DiverseRecipe(optimizer="lbfgs")
-
-
-def test_choose_lambda_takes_largest_before_first_drop():
-    lams = [0.0, 0.1, 0.2, 0.4]
-    act = np.array([[1.0, 0.95, 0.91, 0.5],    # -> 0.2
-                    [1.0, 0.85, 0.95, 0.95],   # drop at 0.1 -> 0
-                    [1.0, 1.0, 1.0, 0.9]])     # all kept -> 0.4
-    assert [lams[i] for i in choose_lambda(lams, act, 0.9)] == [0.2, 0.0, 0.4]
-
-
-def test_min_pairwise_distance_known_answer():
-    f = torch.tensor([[[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]],
-                      [[0.0, 0.0], [2.0, 0.0], [4.0, 0.0]]])
-    assert min_pairwise_distance(f).tolist() == pytest.approx([1.0, 2.0])
 
 
 def test_groups_do_not_interact():
@@ -416,20 +400,3 @@ def test_memory_budget_splits_the_sweep(norm):
         settings = json.loads(ds.attrs["settings"])
         assert [settings["batch_units"], settings["lambda_batch"]] == split
         assert ds.sizes["unit"] == 2 and ds.sizes["lambda"] == 2
-
-
-def test_unresponsive_unit_gets_no_gain():
-    from artiphys.synthesis.diverse import DiverseRecipe as R, _sets_dataset
-
-    act = np.zeros((2, 2, 3), dtype=np.float32)
-    act[0] = [[1, 1, 1], [0.95, 0.95, 0.95]]
-    dist = np.array([[1.0, 3.0], [1.0, 2.0]], dtype=np.float32)
-    imgs = torch.zeros(2, 2, 3, 3, 4, 4)
-    settings = {"layer": "x", "norm": 1.0, "distance": "pixel", "feature_layer": None,
-                "unit_yx": [0, 0]}
-    ds = _sets_dataset(imgs, act, dist, np.ones_like(dist), [0, 1],
-                       R(n_images=3, lambdas=(0.0, 1.0)), settings)
-    assert ds["chosen_lambda"].values.tolist() == [1.0, 0.0]
-    assert ds["diversity_gain"].values[0] == pytest.approx(3.0)
-    assert np.isnan(ds["diversity_gain"].values[1])
-    assert ds["responsive"].values.tolist() == [True, False]

@@ -64,11 +64,10 @@ templates.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -81,6 +80,14 @@ from artiphys.models.receptive_field import GeometryError, layer_geometry
 from artiphys.models.spec import ModelSpec, as_spec, module_device
 from artiphys.recording.hooks import forward_to_layers
 from artiphys.stimuli.patch_norm import default_natural_folder, natural_patch_norm
+from artiphys.synthesis.diverse_measures import (
+    SetMeasures,
+    choose_lambda,
+    measure_sets,
+    min_pairwise_distance,
+    seen_weights,
+    sets_dataset,
+)
 from artiphys.synthesis.invariance import (
     TEXTURE_WINDOW_RATIO,
     TextureRecipe,
@@ -102,13 +109,16 @@ from artiphys.synthesis.loop import (
     white_noise_param,
 )
 from artiphys.synthesis.objectives import Objective
-from artiphys.synthesis.optimize import Stopper, optimize
+from artiphys.synthesis.optimize import Stopper, evaluate, optimize
+from artiphys.synthesis.param import ImageParam
 from artiphys.synthesis.priors import prior_name
 from artiphys.synthesis.save import save_diverse
 from artiphys.synthesis.transforms import norm_constraint
 
 PAPER_LAMBDAS = (0.0,) + tuple(round(0.02 * 2 ** k, 2) for k in range(11))
 """0 and 0.02 * 2^k up to 20.48 (Cadena et al. 2018, section 3.2)."""
+
+DISTANCE_WEIGHTS = ("activation", "none")
 
 
 @dataclass(frozen=True)
@@ -136,10 +146,24 @@ class DiverseRecipe(LoopRecipe):
     precondition_exponent : float
         Gradient spectrum multiplied by ``1 / max(1, |f|^exponent)``; 0 switches it off.
     seed : int
-        Seeds the white-noise initialisation.
+        Seeds the white-noise initialisation (different seeds, different starts and sets).
     channels_last : bool
         Run the loop's convolutions in channels-last memory format (faster on CPU; see
         :func:`artiphys.synthesis.optimize.optimize`).
+    distance_weight : {"activation", "none"}
+        ``"activation"``: a pair's distance counts as far as the unit sees the less-seen
+        image of the pair (:func:`~artiphys.synthesis.diverse_measures.seen_weights`, with
+        ``threshold``); ``"none"``: the paper's plain distance.
+    reference_restart : bool
+        Restart the lambda = 0 set from the ``n_images`` most driving images of the whole
+        sweep and optimise it at lambda = 0 (:func:`restart_reference`), so that no lambda's
+        mean activation exceeds the reference's.
+    reference_step_fraction : float
+        First step of that restart as a fraction of the norm (decaying to
+        ``final_step_fraction``): small, so the images polish their optimum, not leave it.
+    gain_floor : float
+        The diversity gain divides by ``max(d(0), gain_floor x rms(0))``: lambda = 0 min
+        distances under this fraction of the feature norm count as coincident images.
     """
 
     n_images: int = 6
@@ -148,6 +172,10 @@ class DiverseRecipe(LoopRecipe):
     alpha: float = 0.0
     distance: str = "features"
     feature_window: str = "unit"
+    distance_weight: str = "activation"
+    reference_restart: bool = True
+    reference_step_fraction: float = 0.02
+    gain_floor: float = 0.05
 
     def __post_init__(self):
         super().__post_init__()
@@ -165,6 +193,19 @@ class DiverseRecipe(LoopRecipe):
             raise ArtiphysError(f"distance must be 'features' or 'pixel', not {self.distance!r}")
         if not 0.0 < self.threshold <= 1.0:
             raise ArtiphysError(f"threshold must be in (0, 1], got {self.threshold}")
+        if self.distance_weight not in DISTANCE_WEIGHTS:
+            raise ArtiphysError(f"distance_weight must be one of {', '.join(DISTANCE_WEIGHTS)}, "
+                                f"not {self.distance_weight!r}")
+        if not 0.0 < self.gain_floor < 1.0:
+            raise ArtiphysError(f"gain_floor must be in (0, 1), got {self.gain_floor}")
+        if not 0.0 < self.reference_step_fraction <= self.step_fraction:
+            raise ArtiphysError(f"reference_step_fraction must be in (0, step_fraction = "
+                                f"{self.step_fraction}], got {self.reference_step_fraction}")
+
+    @property
+    def weight_threshold(self) -> float | None:
+        """The threshold of :func:`seen_weights`, or None for unweighted distances."""
+        return self.threshold if self.distance_weight == "activation" else None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -226,28 +267,19 @@ def _target_norm(spec, size, norm, natural_folder) -> float:
 
 # ---- the grouped objective ---------------------------------------------------------------
 
-def min_pairwise_distance(features: torch.Tensor) -> torch.Tensor:
-    """``min_{i < j} ||f_i - f_j||`` per group: ``features (G, n, D) -> (G,)``."""
-    n = features.shape[1]
-    if n < 2:
-        return features.new_zeros(features.shape[0])
-    i, j = torch.triu_indices(n, n, offset=1, device=features.device)
-    sq = (features[:, i] - features[:, j]).pow(2).sum(-1)
-    return sq.clamp_min(1e-20).sqrt().min(dim=1).values
-
-
 def diverse_objective(layer, channels: torch.Tensor, y: int, x: int, lambdas: torch.Tensor,
                       n_images: int, *, feature_layer=None, pixels: torch.Tensor | None = None,
                       window: tuple[slice, slice] | None = None, prior=None,
-                      alpha: float = 0.0) -> Objective:
+                      alpha: float = 0.0, weight_threshold: float | None = None) -> Objective:
     """Per-image scores of a batch of groups (one group = one unit and one lambda).
 
     Image ``b`` belongs to group ``b // n_images``; ``channels`` and ``lambdas`` give each
     group's channel and lambda (shape ``(G,)``). Score
-    ``a_b + alpha log P(x_b) + lambda_g / n * min_{i != j in g} d_ij`` with ``d`` in
+    ``a_b + alpha log P(x_b) + lambda_g / n * min_{i != j in g} w_ij d_ij`` with ``d`` in
     ``feature_layer``'s activations, or in ``pixels`` (the image parameter ``x - mean``,
     read directly, for ``distance="pixel"``), restricted to map positions ``window`` (rows,
-    columns) when given; ``prior`` is read on ``pixels`` too.
+    columns) when given; ``prior`` is read on ``pixels`` too. ``w_ij = min(s_i, s_j)`` with
+    the :func:`seen_weights` of the group's activations at ``weight_threshold`` (1 when None).
     """
     if feature_layer is None and pixels is None:
         raise ArtiphysError("diverse_objective needs a feature_layer or the pixel parameter")
@@ -267,7 +299,9 @@ def diverse_objective(layer, channels: torch.Tensor, y: int, x: int, lambdas: to
         feats = acts[feature_layer] if feature_layer is not None else pixels
         if window is not None and feature_layer is not None:
             feats = feats[:, :, window[0], window[1]]
-        d = min_pairwise_distance(feats.reshape(groups, n, -1))
+        w = None if weight_threshold is None else seen_weights(act.view(groups, n),
+                                                               weight_threshold)
+        d = min_pairwise_distance(feats.reshape(groups, n, -1), w)
         score = act + (lambdas.to(a.device, a.dtype) / n * d).repeat_interleave(n)
         if prior is not None and alpha:
             score = score + alpha * prior(pixels)
@@ -276,26 +310,6 @@ def diverse_objective(layer, channels: torch.Tensor, y: int, x: int, lambdas: to
     return Objective(fn, layers, f"diverse({getattr(layer, 'label', layer)}, n={n}, "
                                  f"{len(lambdas)} groups)")
 
-
-
-# ---- the sweep ------------------------------------------------------------------------------
-
-def choose_lambda(lambdas: Sequence[float], mean_activation: np.ndarray, threshold: float
-                  ) -> np.ndarray:
-    """Index of the chosen lambda per unit (``mean_activation`` is ``(unit, lambda)``).
-
-    The largest lambda such that it and every smaller lambda keep ``mean_activation >=
-    threshold x mean_activation(lambda = 0)``.
-    """
-    lams = np.asarray(lambdas, dtype=float)
-    order = np.argsort(lams)
-    act = np.asarray(mean_activation, dtype=float)[:, order]
-    ref = act[:, :1]
-    ok = act >= threshold * ref - 1e-12
-    ok[:, 0] = True
-    run = np.cumprod(ok, axis=1).astype(bool)
-    last = run.sum(axis=1) - 1
-    return order[last]
 
 
 # ---- the sweep ------------------------------------------------------------------------------
@@ -334,7 +348,8 @@ def _optimise_sweep(spec, layer, units, recipe, geometry: dict, batches: tuple[i
             pixels = prm.params[0] if (geometry["distance"] == "pixel" or recipe.alpha) else None
             obj = diverse_objective(layer, chans, cy, cx, lam_chunk.repeat(len(chunk)), n,
                                     feature_layer=geometry["feature_layer"], pixels=pixels,
-                                    window=geometry["window"], prior=prior, alpha=recipe.alpha)
+                                    window=geometry["window"], prior=prior, alpha=recipe.alpha,
+                                    weight_threshold=recipe.weight_threshold)
             res = optimize(spec, obj, prm, steps=recipe.steps,
                            **loop_settings(recipe, target, n, prm.params[0]),
                            projection=norm_constraint(target),
@@ -345,6 +360,51 @@ def _optimise_sweep(spec, layer, units, recipe, geometry: dict, batches: tuple[i
             seconds += res.seconds
         per_unit.append(torch.cat(parts, dim=1))
     return torch.cat(per_unit), steps_run, seconds
+
+
+def _best_images(imgs: torch.Tensor, activation: np.ndarray, n: int) -> torch.Tensor:
+    """Each unit's ``n`` most driving images over every lambda, ``(U, n, 3, S, S)``."""
+    U = imgs.shape[0]
+    top = np.argsort(-activation.reshape(U, -1), axis=1, kind="stable")[:, :n]
+    flat = imgs.reshape(U, -1, *imgs.shape[3:])
+    return torch.stack([flat[u, torch.from_numpy(top[u].copy())] for u in range(U)])
+
+
+def restart_reference(spec, layer, units: Sequence[int], imgs: torch.Tensor,
+                      activation: np.ndarray, recipe: DiverseRecipe, geometry: dict, *,
+                      prior=None, progress: bool = False) -> tuple[torch.Tensor, int]:
+    """The lambda = 0 reference set, restarted from the best images of the whole sweep.
+
+    Every lambda's set is optimised from its own white noise, and a unit with several local
+    maxima (a jittered Hubel-Wiesel cell) sends the lambda = 0 images to whichever maxima
+    their starts lead to: another lambda's set can then drive the unit harder than the
+    reference every ratio divides by. Here each unit's ``n`` most driving images over all
+    lambdas (``imgs (U, L, n, 3, S, S)``, ``activation (U, L, n)``) start a second lambda = 0
+    optimisation (first step ``reference_step_fraction`` x the norm, ``recipe.steps``
+    steps), and each image keeps the better of its start and its end, so the reference's
+    mean activation is at least that of every lambda's set. Returns ``(U, n, 3, S, S)``
+    and the steps run.
+    """
+    size, (cy, cx), target = geometry["size_px"], geometry["unit_yx"], geometry["norm"]
+    n = recipe.n_images
+    start = _best_images(imgs, activation, n)
+    mean, dev = channel_mean(spec), module_device(spec.module)
+    p = (start.flatten(0, 1) - mean).to(dev).requires_grad_(True)
+    m = mean.to(dev)
+    prm = ImageParam([p], lambda: m + p, len(p), size, {"kind": "pixel", "init": "best_of_sweep",
+                                                         "norm": float(target)})
+    chans = torch.tensor([int(u) for u in units])
+    obj = diverse_objective(layer, chans, cy, cx, torch.zeros(len(units)), n, pixels=p,
+                            prior=prior, alpha=recipe.alpha)
+    polish = replace(recipe, step_fraction=recipe.reference_step_fraction)
+    res = optimize(spec, obj, prm, steps=recipe.steps, **loop_settings(polish, target, n, p),
+                   projection=norm_constraint(target), stopper=Stopper(patience=recipe.patience),
+                   seed=recipe.seed, progress=progress)
+    before = evaluate(spec, obj, start.flatten(0, 1))
+    after = torch.as_tensor(res.final)
+    keep = (after >= before).view(-1, 1, 1, 1)
+    best = torch.where(keep, res.images, start.flatten(0, 1))
+    return best.view_as(start), res.steps_run
 
 
 def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int], *,
@@ -416,8 +476,20 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
                 "feature_layer": feature_layer, "window": window}
     imgs, steps_run, seconds = _optimise_sweep(spec, layer, units, recipe, geometry, batches,
                                                prior, progress)
-    act, dist, rms = measure_sets(spec, layer, units, imgs, (cy, cx), feature_layer,
-                                  window=window)
+
+    def measure(images):
+        return measure_sets(spec, layer, units, images, (cy, cx), feature_layer, window=window,
+                            weight_threshold=recipe.weight_threshold)
+
+    measured = measure(imgs)
+    restart_steps = None
+    if recipe.reference_restart:
+        i0 = recipe.lambdas.index(0.0)
+        imgs = imgs.clone()
+        imgs[:, i0], restart_steps = restart_reference(
+            spec, layer, units, imgs, measured.activation, recipe, geometry, prior=prior,
+            progress=progress)
+        measured = measure(imgs)
     settings = {"recipe": recipe.to_dict(), "layer": ref.label, "feature_layer":
                 None if feature_layer is None else resolve_layer(spec, feature_layer).label,
                 "distance": distance, "size_px": size, "feature_window":
@@ -425,93 +497,10 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
                 "norm": target, "unit_yx": [cy, cx],
                 "prior": prior_name(prior), "batch_units": batches[0],
                 "lambda_batch": batches[1],
-                "steps_run": steps_run, "seconds": seconds, "model": spec.provenance()}
-    return _sets_dataset(imgs, act, dist, rms, units, recipe, settings)
+                "steps_run": steps_run, "reference_restart_steps": restart_steps,
+                "seconds": seconds, "model": spec.provenance()}
+    return sets_dataset(imgs, measured, units, recipe, settings)
 
-
-def measure_sets(model, layer, units: Sequence[int], images: torch.Tensor, unit_yx,
-                 feature_layer=None, *, window: tuple[slice, slice] | None = None,
-                 batch_size: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Activations ``(U, L, n)``, min pairwise distances ``(U, L)`` and root-mean-square
-    feature-vector norms ``(U, L)`` of stored sets.
-
-    ``images`` is ``(U, L, n, 3, S, S)`` (channel mean added); distances are in
-    ``feature_layer`` at map positions ``window`` (pixels, ``image - mean``, when None).
-    """
-    spec = as_spec(model)
-    U, L, n = images.shape[:3]
-    flat = images.reshape(U * L * n, *images.shape[3:])
-    chans = torch.tensor([int(u) for u in units]).repeat_interleave(L * n)
-    dev = module_device(spec.module)
-    layers = [layer] + ([feature_layer] if feature_layer is not None else [])
-    acts, feats = [], []
-    y, x = unit_yx
-    with torch.no_grad():
-        for lo in range(0, len(flat), batch_size):
-            batch = flat[lo:lo + batch_size].to(dev)
-            out = forward_to_layers(spec, spec.preprocessing.normalise(batch), layers)
-            a = out[layer]
-            c = chans[lo:lo + batch_size].to(dev)
-            acts.append(a[torch.arange(len(batch), device=dev), c, y, x].cpu())
-            if feature_layer is not None:
-                f = out[feature_layer]
-                if window is not None:
-                    f = f[:, :, window[0], window[1]]
-            else:
-                f = batch - channel_mean(spec).to(dev)
-            feats.append(f.flatten(1).cpu())
-        act = torch.cat(acts).view(U, L, n)
-        f = torch.cat(feats).view(U * L, n, -1)
-        d = min_pairwise_distance(f).view(U, L)
-        rms = f.pow(2).sum(-1).mean(-1).sqrt().view(U, L)
-    return act.numpy(), d.numpy(), rms.numpy()
-
-
-def _sets_dataset(imgs, act, dist, rms, units, recipe, settings) -> xr.Dataset:
-    lams = np.asarray(recipe.lambdas, dtype=float)
-    mean_act = act.mean(axis=2)
-    i0 = int(np.argmin(lams))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        act_rel = mean_act / mean_act[:, i0:i0 + 1]
-        dist_rel = dist / dist[:, i0:i0 + 1]
-    chosen = choose_lambda(lams, mean_act, recipe.threshold)
-    gain = dist_rel[np.arange(len(units)), chosen]
-    # a unit no image drives at lambda = 0 has no activation to keep: no chosen lambda
-    responsive = mean_act[:, i0] > 0
-    chosen = np.where(responsive, chosen, i0)
-    gain = np.where(responsive, gain, np.nan)
-    size = imgs.shape[-1]
-    ds = xr.Dataset(
-        {
-            "images": (("unit", "lambda", "image", "rgb", "row", "col"),
-                       imgs.numpy().astype(np.float32)),
-            "activation": (("unit", "lambda", "image"), act.astype(np.float32)),
-            "mean_activation": (("unit", "lambda"), mean_act.astype(np.float32)),
-            "min_distance": (("unit", "lambda"), dist.astype(np.float32)),
-            "mean_activation_rel": (("unit", "lambda"), act_rel.astype(np.float32)),
-            "min_distance_rel": (("unit", "lambda"), dist_rel.astype(np.float32)),
-            "min_distance_scaled": (("unit", "lambda"),
-                                    (dist / np.maximum(rms, 1e-30)).astype(np.float32)),
-            "chosen_lambda": (("unit",), lams[chosen]),
-            "chosen_index": (("unit",), chosen.astype(np.int64)),
-            "diversity_gain": (("unit",), gain.astype(np.float32)),
-            "responsive": (("unit",), responsive),
-        },
-        coords={"unit": np.arange(len(units)),
-                "channel": ("unit", np.asarray(units, dtype=np.int64)),
-                "layer": ("unit", np.array([settings["layer"]] * len(units))),
-                "lambda": lams, "image": np.arange(imgs.shape[2]), "rgb": ["R", "G", "B"],
-                "row": np.arange(size), "col": np.arange(size)},
-        attrs={"analysis": "diverse", "layer": settings["layer"], "threshold": recipe.threshold,
-               "model": str(settings.get("model", {}).get("model", "")),
-               "condition": str(settings.get("model", {}).get("condition", "")),
-               "n_images": recipe.n_images, "size_px": size, "norm": settings["norm"],
-               "distance": settings["distance"],
-               "feature_layer": settings["feature_layer"] or "",
-               "unit_y": settings["unit_yx"][0], "unit_x": settings["unit_yx"][1],
-               "settings": json.dumps(settings, default=str)},
-    )
-    return ds
 
 __all__ = ["DiverseRecipe", "TextureRecipe", "LoopRecipe", "PAPER_LAMBDAS", "PAPER_LR",
            "OPTIMIZERS", "diverse_sets", "diverse_objective", "choose_lambda", "measure_sets",
@@ -520,4 +509,6 @@ __all__ = ["DiverseRecipe", "TextureRecipe", "LoopRecipe", "PAPER_LAMBDAS", "PAP
            "unit_rf_size_px", "min_pairwise_distance", "chosen_templates",
            "activation_bytes_per_image", "TRAINING_MEMORY_FACTOR", "texture_window",
            "TEXTURE_WINDOW_RATIO", "linear_combination_index", "phase_invariance_index",
-           "invariance_indices", "save_diverse", "loop_settings", "white_noise_param"]
+           "invariance_indices", "save_diverse", "loop_settings", "white_noise_param",
+           "restart_reference", "seen_weights", "SetMeasures", "sets_dataset",
+           "DISTANCE_WEIGHTS"]

@@ -76,14 +76,19 @@ def loop_settings(recipe, norm: float, group_size: int = 1,
     decay = (float(recipe.final_step_fraction) / float(recipe.step_fraction)) ** (
         1.0 / max(1, int(recipe.steps) - 1))
 
+    def tangential(grad):
+        if param is None or param.shape != grad.shape:
+            return grad
+        x = param.detach().flatten(1)
+        g = grad.flatten(1)
+        coef = (g * x).sum(1, keepdim=True) / x.pow(2).sum(1, keepdim=True).clamp_min(1e-30)
+        return (g - coef * x).view_as(grad)
+
     def normalised(grad, step=0):
         if base is not None:
-            grad = base(grad, step)
-        if param is not None and param.shape == grad.shape:
-            x = param.detach().flatten(1)
-            g = grad.flatten(1)
-            coef = (g * x).sum(1, keepdim=True) / x.pow(2).sum(1, keepdim=True).clamp_min(1e-30)
-            grad = (g - coef * x).view_as(grad)
+            grad = tangential(base(tangential(grad), step))
+        else:
+            grad = tangential(grad)
         sq = grad.flatten(1).pow(2).sum(1).view(-1, group_size).mean(1)
         scale = sq.sqrt().clamp_min(1e-30).repeat_interleave(group_size) / decay ** step
         return grad / scale.view(-1, *([1] * (grad.ndim - 1)))
