@@ -596,13 +596,15 @@ def diverse_cmd(spec, device, layer_args, units_arg, controls, n_images, lambdas
         lams = tuple(float(v) for v in parse_list(lambdas)) if lambdas else PAPER_LAMBDAS
     except ValueError:
         raise ArtiphysError(f"cannot read --lambdas {lambdas!r}; use e.g. 0,0.1,1") from None
+    seed = int(click.get_current_context().params.get("seed") or 0)   # --seed: the starts too
     recipe = DiverseRecipe(n_images=n_images, lambdas=lams, threshold=threshold, steps=steps,
                            patience=patience, distance=distance, feature_window=feature_window,
-                           optimizer=optimizer, alpha=alpha)
+                           optimizer=optimizer, alpha=alpha, seed=seed)
     run = diverse_experiment(
         spec, [la for arg in layer_args for la in parse_list(arg) or []],
         parse_units(units_arg) or [], out=out, controls=parse_list(controls) or [],
-        recipe=recipe, texture=TextureRecipe(steps=texture_steps, optimizer=optimizer),
+        recipe=recipe,
+        texture=TextureRecipe(steps=texture_steps, optimizer=optimizer, seed=seed),
         indices=indices, norm=norm, natural_folder=natural_images,
         prior=make_prior(prior_arg), batch_units=batch_units, device=default_device(device),
         resume=resume, command=list(sys.argv), echo=click.echo)

@@ -7,6 +7,13 @@ phase at 0 deg, every phase above ~0.75 of it). Images are 17 px (the cells' ker
 +/- 3 sigma at 0.2 cycles/px). The Gabor phase of an image is
 ``atan2(<x, g_odd>, <x, g_even>)``, read from the cell's own quadrature pair at the centre
 unit.
+
+Jittered Hubel-Wiesel cells (the package's ``hubel_wiesel_cell(n_phases, weight_jitter=0.15,
+seed)``: 4, 6 or 8 rectified subunits at even phase steps, pooling weights scaled by
+``1 + 0.15 N(0, 1)``; 21 px) have several local maxima over phase; their diverse sets must
+spread at the chosen lambda (largest gap between neighbouring phases <= 90 deg) with >= 90%
+of every image's energy in the cell's Gabor pair (the span of the two quadrature filters at
+the centre unit, all the cell can see).
 """
 
 from __future__ import annotations
@@ -66,8 +73,21 @@ def gabor_phases_deg(spec, images: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(np.asarray(images, dtype=np.float32))
     with torch.no_grad():
         q = forward_to_layers(spec, spec.preprocessing.normalise(x), ["quadrature"])["quadrature"]
-    c = S // 2
+    c = x.shape[-1] // 2
     return np.degrees(np.arctan2(q[:, 1, c, c].numpy(), q[:, 0, c, c].numpy())) % 360
+
+
+def gabor_pair_energy_fraction(spec, images: np.ndarray, size_px: int) -> np.ndarray:
+    """``||P (x - 0.5)||^2 / ||x - 0.5||^2`` per image, ``P`` the projection onto the span of
+    the gradients of the two quadrature responses at the centre unit (luminance x Gabor)."""
+    x = torch.full((1, 3, size_px, size_px), 0.5, requires_grad=True)
+    q = forward_to_layers(spec, spec.preprocessing.normalise(x), ["quadrature"])["quadrature"]
+    c = size_px // 2
+    rows = [torch.autograd.grad(q[0, k, c, c], x, retain_graph=True)[0].flatten()
+            for k in range(2)]
+    basis, _ = torch.linalg.qr(torch.stack(rows, 1))
+    p = torch.from_numpy(np.asarray(images, dtype=np.float32)).reshape(len(images), -1) - 0.5
+    return ((p @ basis).pow(2).sum(1) / p.pow(2).sum(1)).numpy()
 
 
 def largest_gap_deg(phases_deg: np.ndarray) -> float:
@@ -227,6 +247,64 @@ def test_hubel_wiesel_collapses_at_zero_and_spreads_at_chosen_lambda(hw_result):
     assert float(ds["diversity_gain"].values[0]) > 5
 
 
+JITTER_S = 21
+JITTER_NORM = 4.23  # natural_patch_norm(imagenet-sample-256, 21, mean 0.5, n_images=16)
+
+
+@pytest.mark.parametrize("n_phases", [4, 6, 8])
+def test_jittered_hubel_wiesel_sets_spread_and_stay_visible(n_phases):
+    cell = hubel_wiesel_cell(sf_cycles_per_px=SF, size_px=JITTER_S, n_phases=n_phases,
+                             weight_jitter=0.15, seed=0)
+    spec = _spec(cell)
+    recipe = DiverseRecipe(steps=300, patience=None, threshold=0.8,
+                           lambdas=(0.0, 0.32, 1.28, 5.12))
+    ds = diverse_sets(spec, "pool", [0], norm=JITTER_NORM, size_px=JITTER_S, recipe=recipe)
+    mean = ds["mean_activation"].values[0]
+    # lambda = 0 is the reference: no lambda's set drives the cell harder
+    assert mean.max() <= mean[0] * (1 + 1e-6)
+    assert float(ds["reference_excess"].values[0]) <= 1e-6
+    chosen = int(ds["chosen_index"].values[0])
+    assert float(ds["chosen_lambda"].values[0]) > 0
+    images = ds["images"].values[0, chosen]
+    assert largest_gap_deg(gabor_phases_deg(spec, images)) <= 90
+    assert gabor_pair_energy_fraction(spec, images, JITTER_S).min() >= 0.9
+    # every image drives the cell (none bought distance by leaving its view)
+    assert ds["activation"].values[0, chosen].min() >= 0.6 * mean[0]
+    # the lambda = 0 images coincide at the best phase: a finite gain, flagged
+    assert bool(ds["lambda0_collapsed"].values[0])
+    assert 5 < float(ds["diversity_gain"].values[0]) < 1 / recipe.gain_floor * 2
+
+
+def test_unweighted_distance_lets_an_image_leave_the_cells_view():
+    """The paper's plain distance at a large lambda: one image of six goes blank."""
+    spec = _spec(hubel_wiesel_cell(sf_cycles_per_px=SF, size_px=JITTER_S, n_phases=8,
+                                   weight_jitter=0.15, seed=0))
+    recipe = DiverseRecipe(steps=300, patience=None, threshold=0.8, lambdas=(0.0, 5.12),
+                           distance_weight="none")
+    ds = diverse_sets(spec, "pool", [0], norm=JITTER_NORM, size_px=JITTER_S, recipe=recipe)
+    energy = gabor_pair_energy_fraction(spec, ds["images"].values[0, 1], JITTER_S)
+    assert energy.min() < 0.5 and np.sort(energy)[1] > 0.9
+
+
+def test_seed_changes_the_starts_and_the_sets(norm):
+    from artiphys.synthesis.loop import white_noise_param
+
+    mean = torch.full((1, 3, 1, 1), 0.5)
+    starts = [white_noise_param(4, S, norm, mean, seed, "cpu").params[0].detach()
+              for seed in (1, 2, 1)]
+    assert not torch.allclose(starts[0], starts[1]) and torch.equal(starts[0], starts[2])
+    spec = _spec(energy_cell(sf_cycles_per_px=SF, size_px=S))
+
+    def images(seed):
+        recipe = DiverseRecipe(steps=3, lambdas=(0.0, 1.0), n_images=3, seed=seed)
+        return diverse_sets(spec, "pool", [0], norm=norm, size_px=S, recipe=recipe,
+                            feature_layer="quadrature")["images"].values
+
+    one, two = images(1), images(2)
+    assert not np.allclose(one, two)
+    np.testing.assert_array_equal(one, images(1))
+
+
 def test_energy_cell_spreads(energy_result):
     spec, ds = energy_result
     chosen = int(ds["chosen_index"].values[0])
@@ -324,6 +402,17 @@ def test_cli_diverse(tmp_path):
                                     "--lambdas", "1,2", "--norm", "3", "--out",
                                     str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "include 0" in bad.output
+    seeded = []
+    for seed in ("1", "2"):
+        res = CliRunner().invoke(main, ["diverse", "energy_cell", "--layer", "pool", "--units",
+                                        "0", "--n-images", "2", "--lambdas", "0,1", "--steps",
+                                        "3", "--no-indices", "--norm", "3", "--seed", seed,
+                                        "--out", str(tmp_path / f"seed{seed}")])
+        assert res.exit_code == 0, res.output
+        with xr.open_dataset(tmp_path / f"seed{seed}" / "analytic" / "diverse_pool.nc") as d:
+            seeded.append(d["images"].values.copy())
+            assert '"seed": ' + seed in d.attrs["settings"]
+    assert not np.allclose(*seeded)
 
 
 def test_cli_diverse_controls_resume_and_reports(tmp_path):

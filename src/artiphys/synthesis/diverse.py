@@ -1,24 +1,27 @@
-"""Diverse feature visualisations and invariance indices (Cadena et al. 2018).
+"""Diverse feature visualisations (Cadena et al. 2018).
 
 For one unit (channel ``c`` of ``layer`` read at the map position centred on an image of the
 unit's receptive-field size), a batch of ``n`` images is optimised to maximise
 
-    L = sum_i a_i + alpha sum_i log P(x_i) + lambda min_{i != j} d(x_i, x_j)        (eq. 1)
+    L = sum_i a_i + alpha sum_i log P(x_i) + lambda min_{i != j} d*(x_i, x_j)       (eq. 1)
 
-where ``a_i`` is the unit's activation to image ``i`` and ``d`` is the Euclidean distance
-between the images' activations in the layer feeding the unit's own convolution
-(flattened over space and channels; eq. 2) or, with ``distance="pixel"``, between the
-images themselves. A whole sweep (units x lambdas x images) runs as *one* batch of the
+where ``a_i`` is the unit's activation to image ``i`` and ``d*`` the *seen* distance: the
+Euclidean distance between the images' activations in the layer feeding the unit's own
+convolution (eq. 2, at the positions that convolution reads) or, with ``distance="pixel"``,
+between the images themselves, weighted by how well the unit sees the less-seen image of
+the pair (:mod:`artiphys.synthesis.diverse_measures`; ``distance_weight="none"`` gives the
+paper's plain ``d``). A whole sweep (units x lambdas x images) runs as *one* batch of the
 shared optimisation loop (:func:`artiphys.synthesis.optimize.optimize`): image ``i`` of
 group ``g`` (one unit, one lambda) gets the score
-``a_i + alpha log P(x_i) + (lambda_g / n) min_{j != k in g} d_jk``, which sums to eq. 1 per
+``a_i + alpha log P(x_i) + (lambda_g / n) min_{j != k in g} d*_jk``, which sums to eq. 1 per
 group, and groups do not interact.
 
 Settings of the paper (and where we differ):
 
 * images are ``channel_mean + p`` ("zero = channel mean"), ``p`` initialised as white
-  noise (seeded) and held at a fixed L2 norm (default half the mean norm of natural-image
-  patches of the same size, :func:`natural_patch_norm`); not clipped while optimising;
+  noise (seeded by ``recipe.seed``) and held at a fixed L2 norm (default half the mean norm
+  of natural-image patches of the same size,
+  :func:`artiphys.stimuli.patch_norm.natural_patch_norm`); not clipped while optimising;
 * gradients preconditioned by ``1 / max(1, |f|^0.5)`` (cycles per image) normalised to mean
   1 (:func:`artiphys.synthesis.transforms.fourier_preconditioner`);
 * optimiser: the paper used Adam (learning rate 0.1 on the 0-255 pixel scale of their VGG,
@@ -26,40 +29,37 @@ Settings of the paper (and where we differ):
   projection Adam's per-pixel step normalisation fills the image with a sign pattern of
   the gradient: on the energy cell it ends on a full-field square-wave grating reaching
   ~22% of the best attainable response (0.10 vs 0.45). The default is therefore
-  ``"normalized_sgd"``: projected gradient ascent on the norm sphere, steps along the
-  tangential part of the preconditioned gradient scaled per diverse set, of length 10%
-  of the norm decaying to 0.5% (:func:`loop_settings`), which reaches the optimum (0.45).
+  ``"normalized_sgd"``: projected gradient ascent on the norm sphere
+  (:func:`artiphys.synthesis.loop.loop_settings`), which reaches the optimum (0.45).
   Up to ``steps`` (1000) or until the objective stops rising (``Stopper(patience)``);
 * lambda in ``0, 0.02, 0.04, ..., 20.48`` (:data:`PAPER_LAMBDAS`); per unit the largest
   lambda such that the mean activation at it *and every smaller lambda* stays
   ``>= threshold x`` the mean activation at lambda = 0 (0.9 for networks, 0.8 for toy
-  complex cells); diversity gain = min pairwise distance there / at lambda = 0;
+  complex cells);
+* the lambda = 0 set is the reference every ratio divides by: it is restarted from the
+  sweep's most driving images (:func:`restart_reference`), so no lambda's set drives the
+  unit harder; ``reference_excess`` (max over lambdas of the mean activation / the
+  reference's, minus 1) records that it holds (0);
+* diversity gain = min seen distance at the chosen lambda / at lambda = 0, the latter
+  floored at ``gain_floor`` (5%) of the feature norm (finite when the lambda = 0 images
+  coincide; ``lambda0_collapsed`` marks those units);
 * alpha = 0 by default: the paper's PixelCNN++ prior is not available here (see
   :mod:`artiphys.synthesis.priors` for a 1/f^2 Gaussian prior and user priors).
 
-The "preceding layer" is the input of the unit's own convolution, found by walking back the
-model's torch.fx graph from ``layer`` through non-convolution modules (ReLU, pooling,
-normalisation) to the first convolution and taking the module that produced its input
-(for VGG conv3_1 that is pool2; for a SqueezeNet expand conv it is the fire module's squeeze
-activation). In branching nets this is the one branch that feeds that convolution. When the
-convolution reads the image itself, or the graph cannot be traced, pixel distance is used.
-By default (``feature_window="unit"``) only the positions of that map the unit's own
-convolution reads at the unit are compared (:func:`feature_window`; the whole 3x3 squeeze
-map of a SqueezeNet expand3x3 unit at its RF size, the centre only for 1x1 pooling of the toy
-cells); ``"full"`` compares the whole map as the paper did, which also rewards differences at
-positions the unit never reads (on the toy cells the sets then diversify there and the
-activation falls without the phases spreading). Pixel distance is a poor default for
+The "preceding layer" is the input of the unit's own convolution
+(:func:`artiphys.models.graph.preceding_layer`; for VGG conv3_1 pool2, for a SqueezeNet
+expand conv the fire module's squeeze activation). When the convolution reads the image
+itself, or the graph cannot be traced, pixel distance is used. By default
+(``feature_window="unit"``) only the positions of that map the unit's own convolution reads
+at the unit are compared (:func:`artiphys.models.graph.feature_window`; the whole 3x3
+squeeze map of a SqueezeNet expand3x3 unit at its RF size, the centre only for the 1x1
+pooling of the toy cells); ``"full"`` compares the whole map as the paper did, which also
+rewards differences at positions the unit never reads. Pixel distance is a poor default for
 luminance cells: images can move apart in colour, which the cell ignores.
 
-The diversity gain divides by the min distance at lambda = 0, which is ~0 for a cell whose
-images all converge to one optimum (simple and Hubel-Wiesel cells): gains of 1e4-1e6 then
-mean "collapsed at lambda = 0", not "very invariant". ``min_distance_scaled`` (min distance
-/ RMS feature-vector norm) is the scale-free alternative stored alongside.
-
-Invariance indices (section 4.4-4.5): :func:`phase_invariance_index` optimises one texture
-of side ``2 RF - 1`` whose windowed crops (window ``exp(-(r / sigma)^4)``,
-``sigma = RF / 2.4``) all drive the unit; :func:`linear_combination_index` averages pairs of
-templates.
+The invariance indices (section 4.4-4.5) are in :mod:`artiphys.synthesis.invariance`, the
+loop settings in :mod:`artiphys.synthesis.loop`, saving in :mod:`artiphys.synthesis.save`;
+this module re-exports their public names.
 """
 
 from __future__ import annotations
@@ -314,8 +314,12 @@ def diverse_objective(layer, channels: torch.Tensor, y: int, x: int, lambdas: to
 
 # ---- the sweep ------------------------------------------------------------------------------
 
-def _distance_setup(spec, layer, recipe, feature_layer, unit_yx):
-    """``(distance, feature_layer, window)``: where the sweep measures distances."""
+def _sweep_geometry(spec, layer, recipe, size_px, norm, natural_folder, feature_layer) -> dict:
+    """Image side, centre unit, image norm and where distances are measured (``distance``,
+    ``feature_layer``, ``window``) for a sweep."""
+    size = int(size_px or unit_rf_size_px(spec, layer))
+    unit_yx = centre_unit(spec, layer, size)
+    target = _target_norm(spec, size, norm, natural_folder)
     if recipe.distance == "features" and feature_layer is None:
         feature_layer = preceding_layer(spec, layer)
     distance = recipe.distance if feature_layer is not None else "pixel"
@@ -324,7 +328,8 @@ def _distance_setup(spec, layer, recipe, feature_layer, unit_yx):
     window = None
     if feature_layer is not None and recipe.feature_window == "unit":
         window = feature_window(spec, layer, unit_yx)
-    return distance, feature_layer, window
+    return {"size_px": size, "unit_yx": unit_yx, "norm": target, "distance": distance,
+            "feature_layer": feature_layer, "window": window}
 
 
 def _optimise_sweep(spec, layer, units, recipe, geometry: dict, batches: tuple[int, int],
@@ -407,6 +412,39 @@ def restart_reference(spec, layer, units: Sequence[int], imgs: torch.Tensor,
     return best.view_as(start), res.steps_run
 
 
+def _batches(spec, layer, geometry, recipe, n_units, batch_units, lambda_batch,
+             memory_budget) -> tuple[int, int]:
+    """``(units, lambdas)`` per optimisation batch: as given, else what fits the budget."""
+    if batch_units is None and lambda_batch is None:
+        feature_layer = geometry["feature_layer"]
+        layers = [layer] + ([feature_layer] if feature_layer is not None else [])
+        batch_units, lambda_batch = auto_batches(spec, layers, geometry["size_px"],
+                                                 recipe.n_images, n_units, len(recipe.lambdas),
+                                                 memory_budget)
+    return int(batch_units or n_units), int(lambda_batch or len(recipe.lambdas))
+
+
+def _with_reference(spec, layer, units, imgs: torch.Tensor, recipe: DiverseRecipe,
+                    geometry: dict, prior, progress
+                    ) -> tuple[torch.Tensor, SetMeasures, int | None]:
+    """The sweep's images with the lambda = 0 set restarted (when ``recipe.reference_restart``),
+    their measures, and the restart's steps (None without a restart)."""
+
+    def measure(images):
+        return measure_sets(spec, layer, units, images, geometry["unit_yx"],
+                            geometry["feature_layer"], window=geometry["window"],
+                            weight_threshold=recipe.weight_threshold)
+
+    measured = measure(imgs)
+    if not recipe.reference_restart:
+        return imgs, measured, None
+    i0 = recipe.lambdas.index(0.0)
+    imgs = imgs.clone()
+    imgs[:, i0], steps = restart_reference(spec, layer, units, imgs, measured.activation,
+                                           recipe, geometry, prior=prior, progress=progress)
+    return imgs, measure(imgs), steps
+
+
 def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int], *,
                  recipe: DiverseRecipe | None = None, size_px: int | None = None,
                  norm: float | None = None, natural_folder: str | os.PathLike | None = None,
@@ -446,13 +484,18 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
     xr.Dataset
         Dims ``unit, lambda, image`` (+ ``rgb, row, col`` for images). Variables:
         ``images`` (RGB, channel mean added, not clipped), ``activation``;
-        per ``(unit, lambda)``: ``mean_activation``, ``min_distance`` and their values
-        relative to lambda = 0 (``*_rel``), and ``min_distance_scaled`` = min distance / RMS
-        norm of the images' feature vectors (scale-free; unlike the gain it stays finite
-        when all images coincide at lambda = 0); per unit: ``chosen_lambda``,
-        ``diversity_gain`` (``min_distance_rel`` at the chosen lambda; NaN, with the chosen
-        lambda 0, for units that no image drives at lambda = 0: ``responsive`` False).
-        ``attrs["analysis"] == "diverse"``; settings as JSON in ``attrs["settings"]``.
+        per ``(unit, lambda)``: ``mean_activation``, ``min_distance`` (seen; the paper's
+        plain distance is ``min_distance_unweighted``) and their values relative to
+        lambda = 0 (``*_rel``; the distance divided by ``reference_distance``), and
+        ``min_distance_scaled`` = min distance / RMS norm of the images' feature vectors;
+        per unit: ``reference_distance`` (``max(d(0), gain_floor x rms(0))``),
+        ``lambda0_collapsed`` (``d(0)`` under that floor), ``reference_excess`` (max over
+        lambdas of the mean activation / lambda = 0's, minus 1; 0 after the restart),
+        ``chosen_lambda``, ``diversity_gain`` (``min_distance_rel`` at the chosen lambda;
+        NaN, with the chosen lambda 0, for units that no image drives at lambda = 0:
+        ``responsive`` False). The lambda = 0 row holds the restarted reference set
+        (:func:`restart_reference`). ``attrs["analysis"] == "diverse"``; settings as JSON in
+        ``attrs["settings"]``.
     """
     spec = as_spec(model)
     recipe = recipe or DiverseRecipe()
@@ -462,43 +505,24 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
         raise ArtiphysError("no units given; e.g. units=range(32)")
     if recipe.alpha and prior is None:
         raise ArtiphysError("alpha > 0 needs a prior (e.g. priors.SpectralGaussianPrior())")
-    size = int(size_px or unit_rf_size_px(spec, layer))
-    cy, cx = centre_unit(spec, layer, size)
-    target = _target_norm(spec, size, norm, natural_folder)
-    distance, feature_layer, window = _distance_setup(spec, layer, recipe, feature_layer,
-                                                      (cy, cx))
-    if batch_units is None and lambda_batch is None:
-        layers = [layer] + ([feature_layer] if feature_layer is not None else [])
-        batch_units, lambda_batch = auto_batches(spec, layers, size, recipe.n_images,
-                                                 len(units), len(recipe.lambdas), memory_budget)
-    batches = (int(batch_units or len(units)), int(lambda_batch or len(recipe.lambdas)))
-    geometry = {"size_px": size, "unit_yx": (cy, cx), "norm": target, "distance": distance,
-                "feature_layer": feature_layer, "window": window}
+    geometry = _sweep_geometry(spec, layer, recipe, size_px, norm, natural_folder,
+                               feature_layer)
+    size, (cy, cx), target = geometry["size_px"], geometry["unit_yx"], geometry["norm"]
+    feature_layer, window = geometry["feature_layer"], geometry["window"]
+    batches = _batches(spec, layer, geometry, recipe, len(units), batch_units, lambda_batch,
+                       memory_budget)
     imgs, steps_run, seconds = _optimise_sweep(spec, layer, units, recipe, geometry, batches,
                                                prior, progress)
-
-    def measure(images):
-        return measure_sets(spec, layer, units, images, (cy, cx), feature_layer, window=window,
-                            weight_threshold=recipe.weight_threshold)
-
-    measured = measure(imgs)
-    restart_steps = None
-    if recipe.reference_restart:
-        i0 = recipe.lambdas.index(0.0)
-        imgs = imgs.clone()
-        imgs[:, i0], restart_steps = restart_reference(
-            spec, layer, units, imgs, measured.activation, recipe, geometry, prior=prior,
-            progress=progress)
-        measured = measure(imgs)
+    imgs, measured, restart_steps = _with_reference(spec, layer, units, imgs, recipe, geometry,
+                                                    prior, progress)
     settings = {"recipe": recipe.to_dict(), "layer": ref.label, "feature_layer":
                 None if feature_layer is None else resolve_layer(spec, feature_layer).label,
-                "distance": distance, "size_px": size, "feature_window":
+                "distance": geometry["distance"], "size_px": size, "feature_window":
                 None if window is None else [[w.start, w.stop, w.step] for w in window],
-                "norm": target, "unit_yx": [cy, cx],
-                "prior": prior_name(prior), "batch_units": batches[0],
-                "lambda_batch": batches[1],
-                "steps_run": steps_run, "reference_restart_steps": restart_steps,
-                "seconds": seconds, "model": spec.provenance()}
+                "norm": target, "unit_yx": [cy, cx], "prior": prior_name(prior),
+                "batch_units": batches[0], "lambda_batch": batches[1], "steps_run": steps_run,
+                "reference_restart_steps": restart_steps, "seconds": seconds,
+                "model": spec.provenance()}
     return sets_dataset(imgs, measured, units, recipe, settings)
 
 

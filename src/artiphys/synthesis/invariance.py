@@ -142,7 +142,7 @@ def _texture_objective(layer, chans: torch.Tensor, yx, n_units: int, crops: int)
     return Objective(fn, (layer,), f"texture_crops({layer}, {crops} crops)")
 
 
-def _optimise_textures(spec, ds: xr.Dataset, recipe: "TextureRecipe", target: float,
+def _optimise_textures(spec, ds: xr.Dataset, recipe: TextureRecipe, target: float,
                        progress: bool):
     """The optimised textures ``(U, 3, 2 S - 1, 2 S - 1)`` (see :func:`phase_invariance_index`)
     and the loop's result."""

@@ -59,9 +59,14 @@ def loop_settings(recipe, norm: float, group_size: int = 1,
 
     ``"adam"``: Adam with ``recipe.lr`` on the preconditioned gradient (the paper).
     ``"normalized_sgd"``: projected gradient ascent on the spheres ``||x - mean|| = norm``.
-    The preconditioned gradient loses its component along the image ``param`` (the radial
-    part, which the norm projection would undo anyway, so every step moves the image *on*
-    the sphere) and is divided by the root-mean-square gradient norm of the image's group
+    The gradient ``g`` becomes ``T P T g``: ``T`` removes the component along the image
+    ``param`` (the radial part, which the norm projection would undo anyway, so every step
+    moves the image *on* the sphere), ``P`` is the preconditioner. Projecting *before* ``P``
+    too makes the fixed points the true constrained optima (``T g = 0``); with ``T P g``
+    alone they are the images with ``P g`` along ``x``, e.g. a Gabor cell's optimum blurred
+    by ``P`` (98.9% instead of 100% of the energy in the cell's Gabor pair, and less as a
+    diversity force adds tangential gradient). The step is then divided by the
+    root-mean-square gradient norm of the image's group
     (``group_size`` consecutive images: one diverse set, whose images keep their relative
     step sizes); steps have length ``step_fraction x norm`` at step 0 decaying geometrically to
     ``final_step_fraction x norm`` at the last step (the min-distance term otherwise keeps
