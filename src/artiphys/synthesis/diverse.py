@@ -96,6 +96,7 @@ from artiphys.synthesis.invariance import (
     linear_combination_index,
     phase_invariance_index,
     texture_window,
+    unit_activation,
 )
 from artiphys.synthesis.loop import (
     OPTIMIZERS,
@@ -109,7 +110,7 @@ from artiphys.synthesis.loop import (
     white_noise_param,
 )
 from artiphys.synthesis.objectives import Objective
-from artiphys.synthesis.optimize import Stopper, evaluate, optimize
+from artiphys.synthesis.optimize import Stopper, optimize
 from artiphys.synthesis.param import ImageParam
 from artiphys.synthesis.priors import prior_name
 from artiphys.synthesis.save import save_diverse
@@ -387,8 +388,9 @@ def restart_reference(spec, layer, units: Sequence[int], imgs: torch.Tensor,
     lambdas (``imgs (U, L, n, 3, S, S)``, ``activation (U, L, n)``) start a second lambda = 0
     optimisation (first step ``reference_step_fraction`` x the norm, ``recipe.steps``
     steps), and each image keeps the better of its start and its end, so the reference's
-    mean activation is at least that of every lambda's set. Returns ``(U, n, 3, S, S)``
-    and the steps run.
+    mean activation is at least that of every lambda's set (the better is judged by the
+    activation alone, without the prior term). Returns ``(U, n, 3, S, S)`` and the steps
+    run.
     """
     size, (cy, cx), target = geometry["size_px"], geometry["unit_yx"], geometry["norm"]
     n = recipe.n_images
@@ -405,8 +407,9 @@ def restart_reference(spec, layer, units: Sequence[int], imgs: torch.Tensor,
     res = optimize(spec, obj, prm, steps=recipe.steps, **loop_settings(polish, target, n, p),
                    projection=norm_constraint(target), stopper=Stopper(patience=recipe.patience),
                    seed=recipe.seed, progress=progress)
-    before = evaluate(spec, obj, start.flatten(0, 1))
-    after = torch.as_tensor(res.final)
+    chans_per_image = chans.repeat_interleave(n)
+    before = unit_activation(spec, layer, start.flatten(0, 1), chans_per_image, (cy, cx))
+    after = unit_activation(spec, layer, res.images, chans_per_image, (cy, cx))
     keep = (after >= before).view(-1, 1, 1, 1)
     best = torch.where(keep, res.images, start.flatten(0, 1))
     return best.view_as(start), res.steps_run
@@ -425,10 +428,11 @@ def _batches(spec, layer, geometry, recipe, n_units, batch_units, lambda_batch,
 
 
 def _with_reference(spec, layer, units, imgs: torch.Tensor, recipe: DiverseRecipe,
-                    geometry: dict, prior, progress
+                    geometry: dict, batches: tuple[int, int], prior, progress
                     ) -> tuple[torch.Tensor, SetMeasures, int | None]:
-    """The sweep's images with the lambda = 0 set restarted (when ``recipe.reference_restart``),
-    their measures, and the restart's steps (None without a restart)."""
+    """The sweep's images with the lambda = 0 set restarted (when ``recipe.reference_restart``;
+    ``batches[0] x batches[1]`` units at a time), their measures, and the restart's most
+    steps run (None without a restart)."""
 
     def measure(images):
         return measure_sets(spec, layer, units, images, geometry["unit_yx"],
@@ -440,8 +444,14 @@ def _with_reference(spec, layer, units, imgs: torch.Tensor, recipe: DiverseRecip
         return imgs, measured, None
     i0 = recipe.lambdas.index(0.0)
     imgs = imgs.clone()
-    imgs[:, i0], steps = restart_reference(spec, layer, units, imgs, measured.activation,
-                                           recipe, geometry, prior=prior, progress=progress)
+    per_batch = max(1, batches[0] * batches[1])  # as many images as a sweep batch held
+    steps = 0
+    for u0 in range(0, len(units), per_batch):
+        sl = slice(u0, u0 + per_batch)
+        imgs[sl, i0], ran = restart_reference(spec, layer, units[sl], imgs[sl],
+                                              measured.activation[sl], recipe, geometry,
+                                              prior=prior, progress=progress)
+        steps = max(steps, ran)
     return imgs, measure(imgs), steps
 
 
@@ -514,7 +524,7 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
     imgs, steps_run, seconds = _optimise_sweep(spec, layer, units, recipe, geometry, batches,
                                                prior, progress)
     imgs, measured, restart_steps = _with_reference(spec, layer, units, imgs, recipe, geometry,
-                                                    prior, progress)
+                                                    batches, prior, progress)
     settings = {"recipe": recipe.to_dict(), "layer": ref.label, "feature_layer":
                 None if feature_layer is None else resolve_layer(spec, feature_layer).label,
                 "distance": geometry["distance"], "size_px": size, "feature_window":
