@@ -7,6 +7,13 @@ phase at 0 deg, every phase above ~0.75 of it). Images are 17 px (the cells' ker
 +/- 3 sigma at 0.2 cycles/px). The Gabor phase of an image is
 ``atan2(<x, g_odd>, <x, g_even>)``, read from the cell's own quadrature pair at the centre
 unit.
+
+Jittered Hubel-Wiesel cells (the package's ``hubel_wiesel_cell(n_phases, weight_jitter=0.15,
+seed)``: 4, 6 or 8 rectified subunits at even phase steps, pooling weights scaled by
+``1 + 0.15 N(0, 1)``; 21 px) have several local maxima over phase; their diverse sets must
+spread at the chosen lambda (largest gap between neighbouring phases <= 90 deg) with >= 90%
+of every image's energy in the cell's Gabor pair (the span of the two quadrature filters at
+the centre unit, all the cell can see).
 """
 
 from __future__ import annotations
@@ -26,25 +33,23 @@ from artiphys.models.analytic import (
     simple_cell,
 )
 from artiphys.models.spec import as_spec
+from artiphys.recording.hooks import forward_to_layers
+from artiphys.stimuli.patch_norm import natural_patch_norm
 from artiphys.synthesis.diverse import (
     PAPER_LAMBDAS,
     DiverseRecipe,
-    TextureRecipe,
-    choose_lambda,
+    centre_unit,
     diverse_objective,
     diverse_sets,
-    feature_window,
+)
+from artiphys.synthesis.invariance import (
+    TextureRecipe,
     invariance_indices,
     linear_combination_index,
-    min_pairwise_distance,
-    natural_patch_norm,
-    pre_rectifier_layer,
-    preceding_layer,
-    save_diverse,
     texture_window,
 )
-from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.priors import SpectralGaussianPrior, as_prior
+from artiphys.synthesis.save import save_diverse
 
 S = 17
 SF = 0.2
@@ -68,8 +73,21 @@ def gabor_phases_deg(spec, images: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(np.asarray(images, dtype=np.float32))
     with torch.no_grad():
         q = forward_to_layers(spec, spec.preprocessing.normalise(x), ["quadrature"])["quadrature"]
-    c = S // 2
+    c = x.shape[-1] // 2
     return np.degrees(np.arctan2(q[:, 1, c, c].numpy(), q[:, 0, c, c].numpy())) % 360
+
+
+def gabor_pair_energy_fraction(spec, images: np.ndarray, size_px: int) -> np.ndarray:
+    """``||P (x - 0.5)||^2 / ||x - 0.5||^2`` per image, ``P`` the projection onto the span of
+    the gradients of the two quadrature responses at the centre unit (luminance x Gabor)."""
+    x = torch.full((1, 3, size_px, size_px), 0.5, requires_grad=True)
+    q = forward_to_layers(spec, spec.preprocessing.normalise(x), ["quadrature"])["quadrature"]
+    c = size_px // 2
+    rows = [torch.autograd.grad(q[0, k, c, c], x, retain_graph=True)[0].flatten()
+            for k in range(2)]
+    basis, _ = torch.linalg.qr(torch.stack(rows, 1))
+    p = torch.from_numpy(np.asarray(images, dtype=np.float32)).reshape(len(images), -1) - 0.5
+    return ((p @ basis).pow(2).sum(1) / p.pow(2).sum(1)).numpy()
 
 
 def largest_gap_deg(phases_deg: np.ndarray) -> float:
@@ -140,20 +158,6 @@ def test_recipe_rejects_bad_settings():
         DiverseRecipe(optimizer="lbfgs")
 
 
-def test_choose_lambda_takes_largest_before_first_drop():
-    lams = [0.0, 0.1, 0.2, 0.4]
-    act = np.array([[1.0, 0.95, 0.91, 0.5],    # -> 0.2
-                    [1.0, 0.85, 0.95, 0.95],   # drop at 0.1 -> 0
-                    [1.0, 1.0, 1.0, 0.9]])     # all kept -> 0.4
-    assert [lams[i] for i in choose_lambda(lams, act, 0.9)] == [0.2, 0.0, 0.4]
-
-
-def test_min_pairwise_distance_known_answer():
-    f = torch.tensor([[[0.0, 0.0], [3.0, 4.0], [0.0, 1.0]],
-                      [[0.0, 0.0], [2.0, 0.0], [4.0, 0.0]]])
-    assert min_pairwise_distance(f).tolist() == pytest.approx([1.0, 2.0])
-
-
 def test_groups_do_not_interact():
     """Changing one group's images leaves the other group's scores unchanged."""
     spec = _spec(energy_cell(sf_cycles_per_px=SF, size_px=S))
@@ -171,43 +175,19 @@ def test_groups_do_not_interact():
     assert not torch.allclose(scores(x)[:3], scores(y)[:3])
 
 
-def test_preceding_layer_and_window():
-    from artiphys.models.registry import load_model
+def test_centre_unit_of_an_untraceable_model_warns_and_takes_the_map_centre():
+    class Branchy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 3)
 
-    net = load_model("squeezenet1_0", pretrained=False)
-    feeds = preceding_layer(net, "features.3.expand3x3_activation")
-    assert feeds == "features.3.squeeze_activation"
-    assert preceding_layer(net, "features.4.squeeze_activation") == "features.3"
-    assert preceding_layer(net, "features.0") is None  # reads the image: pixel distance
-    rows, cols = feature_window(net, "features.3.expand3x3_activation", (1, 1))
-    assert (rows.start, rows.stop) == (0, 3) and (cols.start, cols.stop) == (0, 3)
-    rows, _ = feature_window(net, "features.3.expand1x1_activation", (1, 1))
-    assert (rows.start, rows.stop) == (1, 2)
-    assert preceding_layer(_hw_cell(), "pool") == "relu"
-    assert pre_rectifier_layer(net, "features.3.expand3x3_activation") == "features.3.expand3x3"
-    assert pre_rectifier_layer(net, "features.3.expand3x3") is None  # already the conv
-    assert pre_rectifier_layer(net, "features.6") is None  # pooling in between
+        def forward(self, x):
+            return self.conv(x) if x.sum() > 0 else -self.conv(x)   # data-dependent: no fx
 
-
-def test_preceding_layer_of_shared_modules_is_the_call_the_conv_reads():
-    import torchvision
-
-    r18 = as_spec(torchvision.models.resnet18().eval())
-    # block 0 ends with the 2nd call of its shared relu: read it as the block's output
-    assert preceding_layer(r18, "layer1.1.conv1") == "layer1.0"
-    assert preceding_layer(r18, "layer1.0.conv2") == "layer1.0.relu"   # its 1st call
-    r50 = as_spec(torchvision.models.resnet50().eval())
-    # bottleneck conv3 reads the relu's 2nd call inside the block: before the rectifier
-    assert preceding_layer(r50, "layer1.1.conv3") == "layer1.1.bn2"
-    feats = forward_to_layers(r50, torch.randn(1, 3, 32, 32), ["layer1.0", "layer1.1.relu"])
-    assert feats["layer1.0"].shape[1] == 256 and feats["layer1.1.relu"].shape[1] == 64
-
-
-def test_natural_patch_norm(norm):
-    assert norm == pytest.approx(MEASURED_NORM, rel=0.01)
-    # half the norm of 17 px RGB patches around mid-grey: a per-pixel RMS of ~0.1-0.4
-    rms = 2 * norm / math.sqrt(3 * S * S)
-    assert 0.1 < rms < 0.4
+    with pytest.warns(UserWarning, match="map centre"):
+        assert centre_unit(as_spec(Branchy()), "conv", 12) == (5, 5)
+    spec = _spec(energy_cell(sf_cycles_per_px=SF, size_px=S))
+    assert centre_unit(spec, "pool", S) == (S // 2, S // 2)   # traced: no warning
 
 
 def test_texture_window():
@@ -265,6 +245,64 @@ def test_hubel_wiesel_collapses_at_zero_and_spreads_at_chosen_lambda(hw_result):
     assert gap < 2 * 360 / N_IMAGES
     assert float(ds["mean_activation_rel"].values[0, chosen]) >= 0.8
     assert float(ds["diversity_gain"].values[0]) > 5
+
+
+JITTER_S = 21
+JITTER_NORM = 4.23  # natural_patch_norm(imagenet-sample-256, 21, mean 0.5, n_images=16)
+
+
+@pytest.mark.parametrize("n_phases", [4, 6, 8])
+def test_jittered_hubel_wiesel_sets_spread_and_stay_visible(n_phases):
+    cell = hubel_wiesel_cell(sf_cycles_per_px=SF, size_px=JITTER_S, n_phases=n_phases,
+                             weight_jitter=0.15, seed=0)
+    spec = _spec(cell)
+    recipe = DiverseRecipe(steps=300, patience=None, threshold=0.8,
+                           lambdas=(0.0, 0.32, 1.28, 5.12))
+    ds = diverse_sets(spec, "pool", [0], norm=JITTER_NORM, size_px=JITTER_S, recipe=recipe)
+    mean = ds["mean_activation"].values[0]
+    # lambda = 0 is the reference: no lambda's set drives the cell harder
+    assert mean.max() <= mean[0] * (1 + 1e-6)
+    assert float(ds["reference_excess"].values[0]) <= 1e-6
+    chosen = int(ds["chosen_index"].values[0])
+    assert float(ds["chosen_lambda"].values[0]) > 0
+    images = ds["images"].values[0, chosen]
+    assert largest_gap_deg(gabor_phases_deg(spec, images)) <= 90
+    assert gabor_pair_energy_fraction(spec, images, JITTER_S).min() >= 0.9
+    # every image drives the cell (none bought distance by leaving its view)
+    assert ds["activation"].values[0, chosen].min() >= 0.6 * mean[0]
+    # the lambda = 0 images coincide at the best phase: a finite gain, flagged
+    assert bool(ds["lambda0_collapsed"].values[0])
+    assert 5 < float(ds["diversity_gain"].values[0]) < 1 / recipe.gain_floor * 2
+
+
+def test_unweighted_distance_lets_an_image_leave_the_cells_view():
+    """The paper's plain distance at a large lambda: one image of six goes blank."""
+    spec = _spec(hubel_wiesel_cell(sf_cycles_per_px=SF, size_px=JITTER_S, n_phases=8,
+                                   weight_jitter=0.15, seed=0))
+    recipe = DiverseRecipe(steps=300, patience=None, threshold=0.8, lambdas=(0.0, 5.12),
+                           distance_weight="none")
+    ds = diverse_sets(spec, "pool", [0], norm=JITTER_NORM, size_px=JITTER_S, recipe=recipe)
+    energy = gabor_pair_energy_fraction(spec, ds["images"].values[0, 1], JITTER_S)
+    assert energy.min() < 0.5 and np.sort(energy)[1] > 0.9
+
+
+def test_seed_changes_the_starts_and_the_sets(norm):
+    from artiphys.synthesis.loop import white_noise_param
+
+    mean = torch.full((1, 3, 1, 1), 0.5)
+    starts = [white_noise_param(4, S, norm, mean, seed, "cpu").params[0].detach()
+              for seed in (1, 2, 1)]
+    assert not torch.allclose(starts[0], starts[1]) and torch.equal(starts[0], starts[2])
+    spec = _spec(energy_cell(sf_cycles_per_px=SF, size_px=S))
+
+    def images(seed):
+        recipe = DiverseRecipe(steps=3, lambdas=(0.0, 1.0), n_images=3, seed=seed)
+        return diverse_sets(spec, "pool", [0], norm=norm, size_px=S, recipe=recipe,
+                            feature_layer="quadrature")["images"].values
+
+    one, two = images(1), images(2)
+    assert not np.allclose(one, two)
+    np.testing.assert_array_equal(one, images(1))
 
 
 def test_energy_cell_spreads(energy_result):
@@ -366,6 +404,18 @@ def test_cli_diverse(tmp_path):
                                     "--lambdas", "1,2", "--norm", "3", "--out",
                                     str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "include 0" in bad.output
+    seeded = []
+    for seed in ("1", "2"):
+        res = CliRunner().invoke(main, ["diverse", "energy_cell", "--layer", "pool", "--units",
+                                        "0", "--n-images", "2", "--lambdas", "0,1", "--steps",
+                                        "3", "--no-indices", "--norm", "3", "--seed", seed,
+                                        "--out", str(tmp_path / f"seed{seed}")])
+        assert res.exit_code == 0, res.output
+        (found,) = run_results(tmp_path / f"seed{seed}", layer="pool", result="diverse")
+        d = found.load()
+        seeded.append(d["images"].values.copy())
+        assert '"seed": ' + seed in d.attrs["settings"]
+    assert not np.allclose(*seeded)
 
 
 def test_cli_diverse_controls_resume_and_reports(tmp_path):
@@ -433,7 +483,7 @@ def test_cli_diverse_controls_resume_and_reports(tmp_path):
 def test_memory_budget_splits_the_sweep(norm):
     import json
 
-    from artiphys.synthesis.diverse import TRAINING_MEMORY_FACTOR, activation_bytes_per_image
+    from artiphys.synthesis.loop import TRAINING_MEMORY_FACTOR, activation_bytes_per_image
 
     spec = _spec(energy_cell(sf_cycles_per_px=SF, size_px=S))
     per = activation_bytes_per_image(spec, ["pool"], S)
@@ -447,20 +497,3 @@ def test_memory_budget_splits_the_sweep(norm):
         settings = json.loads(ds.attrs["settings"])
         assert [settings["batch_units"], settings["lambda_batch"]] == split
         assert ds.sizes["unit"] == 2 and ds.sizes["lambda"] == 2
-
-
-def test_unresponsive_unit_gets_no_gain():
-    from artiphys.synthesis.diverse import DiverseRecipe as R, _sets_dataset
-
-    act = np.zeros((2, 2, 3), dtype=np.float32)
-    act[0] = [[1, 1, 1], [0.95, 0.95, 0.95]]
-    dist = np.array([[1.0, 3.0], [1.0, 2.0]], dtype=np.float32)
-    imgs = torch.zeros(2, 2, 3, 3, 4, 4)
-    settings = {"layer": "x", "norm": 1.0, "distance": "pixel", "feature_layer": None,
-                "unit_yx": [0, 0]}
-    ds = _sets_dataset(imgs, act, dist, np.ones_like(dist), [0, 1],
-                       R(n_images=3, lambdas=(0.0, 1.0)), settings)
-    assert ds["chosen_lambda"].values.tolist() == [1.0, 0.0]
-    assert ds["diversity_gain"].values[0] == pytest.approx(3.0)
-    assert np.isnan(ds["diversity_gain"].values[1])
-    assert ds["responsive"].values.tolist() == [True, False]

@@ -1,5 +1,7 @@
 """The ``diverse`` experiment: diverse feature visualisations (Cadena et al. 2018).
 
+``--seed`` seeds the starting images (and texture starts) and the control twins.
+
 For the same units of several layers of a model and of its controls (random-weight and
 weight-shuffled twins), the lambda sweep of diverse sets (one step per condition and
 layer) and the phase-invariance and linear-combination indices (one step each, reading
@@ -53,7 +55,13 @@ class DiverseConfig(Config):
                                 "the natural-patch norm].")
     natural_images: str | None = option(None, help="Folder of natural images for the "
                                         "default norm.")
-    synth_seed: int = option(0, help="Seed of the starting images.")
+    distance_weight: Literal["activation", "none"] = option(
+        "activation", help="Weight each pair's distance by how well the unit sees the "
+                           "less-driving image of the pair (see docs/diverse.md).")
+    reference_restart: bool = option(True, help="Restart lambda = 0 from each unit's most "
+                                     "driving images of the sweep (no lambda beats it).")
+    gain_floor: float = option(0.05, help="Diversity gain divides by max(d(0), floor x "
+                               "rms(0)), finite when lambda = 0 images coincide.")
     batch_units: int | None = option(None, key=False, help="Units per optimisation batch "
                                      "[default: all that fit the memory budget].")
     indices: bool = option(True, help="Also the phase-invariance and linear-combination "
@@ -71,6 +79,8 @@ class DiverseConfig(Config):
             self.fail("lambdas", "must be >= 0 and include 0 (ratios are taken at lambda = 0)")
         if self.n_images < 2:
             self.fail("n_images", f"a diverse set needs at least 2 images, not {self.n_images}")
+        if not 0 <= self.gain_floor:
+            self.fail("gain_floor", f"must be >= 0, not {self.gain_floor}")
         if not 0 < self.threshold <= 1:
             self.fail("threshold", f"must be in (0, 1], not {self.threshold}")
         if self.steps < 1 or self.texture_steps < 1:
@@ -85,13 +95,15 @@ class DiverseConfig(Config):
                              threshold=self.threshold, steps=self.steps,
                              patience=self.patience, distance=self.distance,
                              feature_window=self.feature_window, optimizer=self.optimizer,
-                             alpha=self.alpha, seed=self.synth_seed)
+                             alpha=self.alpha, distance_weight=self.distance_weight,
+                             reference_restart=self.reference_restart,
+                             gain_floor=self.gain_floor, seed=self.model.seed)
 
     def texture(self):
         from artiphys.synthesis.diverse import TextureRecipe
 
         return TextureRecipe(steps=self.texture_steps, optimizer=self.optimizer,
-                             seed=self.synth_seed)
+                             seed=self.model.seed)
 
 
 def run_diverse(config: DiverseConfig, out: str | os.PathLike, **options) -> RunDir:
@@ -104,7 +116,7 @@ def _models(config: DiverseConfig) -> list:
     from artiphys.models.controls import TWINS
 
     spec = config.model.load()
-    models = [spec] + [TWINS[c](spec, seed=int(spec.seed or 0)) for c in config.controls]
+    models = [spec] + [TWINS[c](spec, seed=config.model.seed) for c in config.controls]
     conditions = [m.condition for m in models]
     if len(set(conditions)) < len(conditions):
         raise ArtiphysError(f"conditions repeat ({', '.join(conditions)}): do not ask for a "

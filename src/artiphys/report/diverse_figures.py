@@ -310,7 +310,8 @@ def comparison_figures(groups: list[DiverseGroup]):
         ax.legend(fontsize=6)
     figs.append(("Activation-diversity trade-off, normalised",
                  "Each thin line is one unit over lambda (0, 0.02, ... 20.48), with mean "
-                 "activation and min pairwise distance divided by their values at lambda = 0; "
+                 "activation and min pairwise distance divided by their values at lambda = 0 "
+                 "(the distance floored as for the gain); "
                  "thick: the median over units; dashed: the threshold. Compare Cadena et al. "
                  "(2018) Fig. 5A (trained VGG-19 conv3_1 vs random weights).", fig))
 
@@ -328,8 +329,9 @@ def comparison_figures(groups: list[DiverseGroup]):
         ax.set_xlabel("log10 diversity gain at chosen $\\lambda$", fontsize=7)
         ax.set_ylabel("units", fontsize=7)
         ax.legend(fontsize=6)
-    figs.append(("Diversity gain", "Min pairwise distance at each unit's chosen lambda / at "
-                 "lambda = 0. Compare Cadena et al. (2018) Fig. 5B.", fig))
+    figs.append(("Diversity gain", "Min pairwise (seen) distance at each unit's chosen lambda "
+                 "/ at lambda = 0, floored at gain_floor x the feature norm where the lambda = 0 "
+                 "images coincide (docs/diverse.md). Compare Cadena et al. (2018) Fig. 5B.", fig))
 
     with_idx = {k: [g for g in v if g.indices is not None] for k, v in panels.items()}
     with_idx = {k: v for k, v in with_idx.items() if v}

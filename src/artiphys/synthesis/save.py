@@ -12,6 +12,9 @@ Layout under ``run/`` for one layer label ``L`` (unsafe characters replaced by `
     top_patches/L/unit_0007.png   Pospisil-style panel: excitatory patches, their features,
                                   suppressive patches, their features
 
+Diverse sets (:func:`save_diverse`) go to ``diverse_<layer>.nc`` and
+``diverse_indices_<layer>.nc`` in a plain folder.
+
 Every file is written atomically; nothing here runs a model.
 """
 
@@ -19,12 +22,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from artiphys.store import RunDir, atomic_write_bytes, atomic_write_text
+from artiphys.store import RunDir, atomic_write_bytes, atomic_write_netcdf, atomic_write_text
 from artiphys.synthesis.optimize import SynthesisResult
 from artiphys.synthesis.probes import probe_table
 from artiphys.synthesis.top_patches import SIGNS, TopPatches, feature_to_rgb
@@ -134,3 +139,16 @@ def save_top_patches(run: RunDir, result: TopPatches, label: str | None = None) 
         atomic_write_bytes(run.file(f"{base}/unit_{int(unit):04d}.png"),
                            png_bytes(montage(tiles, k)))
     return {"table": f"{base}/table.csv", "patches": f"{base}/patches.nc"}
+
+
+def save_diverse(out_dir: str | os.PathLike, sets: xr.Dataset,
+                 indices: xr.Dataset | None = None, name: str | None = None) -> list[Path]:
+    """Write ``diverse_<name>.nc`` (and ``diverse_indices_<name>.nc``) atomically in ``out_dir``
+    (``name`` defaults to the sets' layer, ``/`` replaced by ``_``)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tag = (name or str(sets.attrs["layer"])).replace("/", "_")
+    paths = [atomic_write_netcdf(out / f"diverse_{tag}.nc", sets)]
+    if indices is not None:
+        paths.append(atomic_write_netcdf(out / f"diverse_indices_{tag}.nc", indices))
+    return paths
