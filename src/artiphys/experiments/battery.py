@@ -19,7 +19,9 @@ from artiphys.store.rundir import file_label
 
 VERSIONS = {"responses": 1, "sparsity": 1, "histograms": 1, "top_bottom": 1,
             "natural_ratio": 1, "apc": 1, "apc_cv": 1, "apc_shuffle": 1, "ti_sweep": 1,
-            "ti": 1, "ti_shuffle": 1, "apc_kurtosis": 1}
+            "ti": 1, "ti_shuffle": 1, "apc_kurtosis": 1, "examples": 1,
+            "maximal_images": 1, "probes": 1, "diverse": 1, "diverse_indices": 1,
+            "top_patches": 1}
 
 
 def model_meta(spec, condition: str) -> dict:
@@ -64,6 +66,8 @@ class Battery:
             self.skipped.append("natural (natural/shape max ratio and natural-image "
                                 "histograms): no image folder; pass --images DIR or set "
                                 "ARTIPHYS_NATURAL_IMAGES")
+        self.labels_by_name = {k: ref.label for ref in self.refs
+                               for k in (ref.label, ref.name, ref.alias) if k}
         self.sets = self._stimulus_sets()
         self.models = self._models()
         self._apc_inputs = None
@@ -100,6 +104,19 @@ class Battery:
             models[twin.condition] = twin
         return models
 
+    def n_channels(self, ref) -> int:
+        """Channels of a layer (from its stored centre-unit responses)."""
+        return int(self.results[self.spec.condition, ref.label, "responses"][1].sizes["unit"])
+
+    def is_spatial(self, ref) -> bool:
+        """True for a layer with a spatial map (conv, pool), False for 1-D layers."""
+        from artiphys.models.receptive_field import GeometryError, layer_geometry
+
+        try:
+            return bool(layer_geometry(self.spec, ref.name).is_spatial)
+        except GeometryError:
+            return False
+
     def _shuffle(self, condition: str) -> bool:
         return "shuffle" in self.cfg.controls and condition == self.spec.condition
 
@@ -122,7 +139,8 @@ class Battery:
             p.note(note)
         per_condition = len(self.sets) + ("apc" in self.tests) + len(self.refs) * (
             len(self.cfg.ti_axes) if "ti" in self.tests else 0)
-        p.plan(per_condition * len(self.models) + 1)
+        examples = len(self.refs) if self.cfg.synthesis != "none" else 0
+        p.plan(per_condition * len(self.models) + examples + 1)
         for note in self.skipped:
             p.note(f"skipped {note}")
         for condition, cspec in self.models.items():
@@ -133,6 +151,9 @@ class Battery:
                 self.apc(condition, cspec, resp["shapes"])
             if "ti" in self.tests:
                 self.ti(condition, cspec)
+        from artiphys.experiments.battery_examples import run_examples
+
+        run_examples(self)
         p.step("summary")
         return write_summary(self)
 
@@ -162,6 +183,9 @@ class Battery:
             got = self.s.store.get_or_compute_many(steps, compute, finite=("responses",))
             out[set_name] = {st.meta["layer"]: (st.digest, restore_dtypes(ds["responses"]))
                              for st, ds in zip(steps, got)}
+            if set_name == "shapes":
+                for label, value in out[set_name].items():
+                    self.results[condition, label, "responses"] = value
         return out
 
     def unit_statistics(self, condition: str, cspec, resp: dict) -> None:
@@ -187,9 +211,9 @@ class Battery:
                           {"natural": dn, "shapes": d}, {},
                           lambda: natural_to_shape_max_ratio(natural, shapes))
 
-    def _one(self, condition, label, name, cspec, inputs, settings, compute, tag=""):
+    def _one(self, condition, label, name, cspec, inputs, settings, compute, tag="", **meta):
         step = self.step(name, condition, label, spec=cspec, inputs=inputs, settings=settings,
-                         tag=tag)
+                         tag=tag, **meta)
         value = self.s.store.get_or_compute(step, compute)
         self.results[condition, label, name + tag] = (step.digest, value)
         return value

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 from artiphys.config import Config, option
 from artiphys.experiments.base import ExecutionConfig, ModelConfig, run_experiment
@@ -53,6 +54,17 @@ class CharacterizeConfig(Config):
     reference_fits: str | None = option(
         None, cli="--reference", help="Table of recorded neurons' APC fits (an r column), "
         "e.g. v4_apc_fits_pc2001_109cells.csv: adds KS vs the neurons.")
+    synthesis: Literal["none", "examples", "all"] = option(
+        "examples", help="Visualise example units (maximal image + probes, diverse set, "
+        "top/bottom natural patches), every unit ('all': no diverse sets beyond the "
+        "examples), or none.")
+    n_examples: int = option(4, help="Example units per layer: highest APC r, highest TI, "
+                             "closest to the ideal V4 unit, median APC r.")
+    units_of_interest: tuple[str, ...] = option((), help="More example units, as "
+                                                "layer:channel (e.g. conv2:5,conv4:17).")
+    synthesis_steps: int = option(256, help="Optimisation steps of a maximal image.")
+    diverse_steps: int = option(1000, help="Optimisation steps of a diverse set (and of "
+                                "its textures).")
     execution: ExecutionConfig = option(default_factory=ExecutionConfig)
 
     def validate(self):
@@ -76,6 +88,10 @@ class CharacterizeConfig(Config):
                       f"not {self.ti_extent_px}")
         if not self.ti_axes:
             self.fail("ti_axes", "name at least one axis: x or y")
+        if self.n_examples < 0:
+            self.fail("n_examples", f"must be 0 or more, not {self.n_examples}")
+        if self.synthesis_steps < 1 or self.diverse_steps < 1:
+            self.fail("synthesis_steps", "synthesis_steps and diverse_steps must be >= 1")
 
     def resolved(self) -> CharacterizeConfig:
         """The config with the natural-image folder taken from the environment when unset
