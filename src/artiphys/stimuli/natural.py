@@ -18,6 +18,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from artiphys.errors import StimulusError
+from artiphys.stimuli import _validate as V
 from artiphys.stimuli.base import StimulusSet
 from artiphys.stimuli.registry import register_set
 
@@ -64,8 +65,7 @@ def find_images(folder: str | Path, n: int | None = None, seed: int = 0) -> list
     skipped = [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
     candidates = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     if n is not None:
-        if n < 1:
-            raise StimulusError(f"n must be >= 1, got {n}")
+        n = V.count("n", n, 100)
         order = np.random.default_rng(seed).permutation(len(candidates))
         chosen = []
         for i in order:  # take readable files in random order until n are found
@@ -111,6 +111,7 @@ def images(folder: str | Path, n: int | None = None, seed: int = 0, size_px: int
     StimulusSet with columns ``path`` (relative to folder), ``file``, ``size_px``.
     """
     folder = Path(folder)
+    size_px = V.count("size_px", size_px, 224)
     paths = find_images(folder, n, seed)
     params = pd.DataFrame({"path": [p.relative_to(folder).as_posix() for p in paths],
                            "file": [p.stem for p in paths]})
