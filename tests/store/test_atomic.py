@@ -136,7 +136,8 @@ def test_other_errors_pass_through_and_leave_no_temp(tmp_path):
     with pytest.raises(ZeroDivisionError):
         atomic_write_with(tmp_path / "x.png", lambda tmp: tmp.write_bytes(b"half") and 1 / 0)
     with pytest.raises(FileNotFoundError):  # not a disk problem: left for the caller
-        atomic_write_with(tmp_path / "y.txt", lambda tmp: open(tmp_path / "missing" / "z"))
+        atomic_write_with(tmp_path / "y.txt",
+                          lambda tmp: (tmp_path / "missing" / "z").read_text())
     assert list(tmp_path.iterdir()) == []
 
 
@@ -198,7 +199,7 @@ def test_a_failed_netcdf_write_never_crashes_the_interpreter(tmp_path):
     file-size limit makes the kernel refuse the write (EFBIG) the way a full disk does."""
     target = tmp_path / "r.nc"
     proc = subprocess.run([sys.executable, "-c", _FILE_SIZE_LIMIT_CHILD, str(target)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert "RunStoreError: cannot write netCDF file" in proc.stdout and "file-size limit" in proc.stdout
     assert "exit cleanly" in proc.stdout and "Traceback" not in proc.stderr
