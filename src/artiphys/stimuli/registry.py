@@ -85,7 +85,8 @@ def _load_builtin_sets() -> None:
 def noise_set(n: int = 16, size_px: int = 224, seed: int = 0, sigma: float = 0.15) -> StimulusSet:
     """Gaussian white-noise images around gray (0.5), clipped to [0, 1]; seeded."""
     n, size_px = V.count("n", n, 16), V.count("size_px", size_px, 224)
-    seed, sigma = V.count("seed", seed, 0, minimum=0), V.nonnegative("sigma", sigma, 0.15)
+    V.count("seed", seed, 0, minimum=0)  # checked only: seed and sigma enter the meta (the
+    V.nonnegative("sigma", sigma, 0.15)  # content hash) as given
     params = pd.DataFrame({"seed": seed + np.arange(n), "sigma": float(sigma)})
 
     def render(rows: pd.DataFrame) -> torch.Tensor:
