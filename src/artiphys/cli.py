@@ -192,11 +192,12 @@ def stimuli_cmd(set_name, options, out, as_json, cols, limit, no_crop, list_sets
     if out:
         from artiphys.stimuli.sheet import save_contact_sheet
 
-        path = save_contact_sheet(stim, out, ncols=cols, limit=limit, crop=not no_crop)
-        click.echo(f"wrote {path} ({min(len(stim), limit or len(stim))} of {len(stim)} stimuli, "
-                   f"set {stim.name}, hash {stim.content_hash})", err=as_json)
+        sheet = save_contact_sheet(stim, out, ncols=cols, limit=limit, crop=not no_crop)
+        click.echo(f"wrote {sheet.path} ({sheet.summary}, set {stim.name}, hash {stim.content_hash})",
+                   err=as_json)
     if as_json:
-        click.echo(stim.params.to_json(orient="records", indent=1))
+        for text in stim.iter_json():
+            click.echo(text, nl=False)
     elif not out:
         echo_json(stim.describe())
 

@@ -61,7 +61,7 @@ def test_foreign_folder_and_files_are_refused(tmp_path):
         RunDir.open(tmp_path)
     with pytest.raises(RunStoreError, match="is a file"):
         RunDir.open_or_create(tmp_path / "notes.txt")
-    with pytest.raises(RunStoreError, match="part of the path is a file"):
+    with pytest.raises(RunStoreError, match="is a regular file, not a folder"):
         RunDir.open_or_create(tmp_path / "notes.txt" / "run")
 
 

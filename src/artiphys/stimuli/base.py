@@ -16,6 +16,7 @@ from artiphys.models.spec import Preprocessing
 
 # render(params_rows) -> float32 tensor (n, 3, H, W), RGB in [0, 1]
 Renderer = Callable[[pd.DataFrame], torch.Tensor]
+ROWS_PER_PIECE = 4096  # parameter rows hashed / listed at a time
 
 
 class StimulusSet:
@@ -109,15 +110,31 @@ class StimulusSet:
 
     @property
     def content_hash(self) -> str:
-        """sha256 (hex, 16 chars) of name, meta and parameter table: the set's identity."""
+        """sha256 (hex, 16 chars) of name, meta and parameter table: the set's identity.
+
+        The table enters as its CSV text (``params.to_csv(index=False)``), hashed in
+        pieces of :data:`ROWS_PER_PIECE` rows so that large sets need no whole copy.
+        """
         if self._hash is None:
             h = hashlib.sha256()
             h.update(self.name.encode())
             h.update(json.dumps(self.meta, sort_keys=True, default=str).encode())
             h.update(str(self.size_px).encode())
-            h.update(self.params.to_csv(index=False).encode())
+            for lo in range(0, max(len(self.params), 1), ROWS_PER_PIECE):
+                piece = self.params.iloc[lo:lo + ROWS_PER_PIECE]
+                h.update(piece.to_csv(index=False, header=lo == 0).encode())
             self._hash = h.hexdigest()[:16]
         return self._hash
+
+    def iter_json(self, rows_per_piece: int = ROWS_PER_PIECE) -> Iterator[str]:
+        """The parameter table as a JSON list of records, in pieces of text to write one
+        after the other (same content as ``params.to_json(orient="records", indent=1)``,
+        without building it whole)."""
+        yield "["
+        for lo in range(0, len(self.params), rows_per_piece):
+            text = self.params.iloc[lo:lo + rows_per_piece].to_json(orient="records", indent=1)
+            yield ("," if lo else "") + text.strip()[1:-1].rstrip()
+        yield "\n]\n"
 
     def describe(self) -> dict:
         """JSON-able identity for run manifests."""

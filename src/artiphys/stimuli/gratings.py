@@ -31,7 +31,7 @@ import torch
 from artiphys.errors import StimulusError
 from artiphys.stimuli.base import StimulusSet
 from artiphys.stimuli.registry import register_set
-from artiphys.stimuli._options import as_list
+from artiphys.stimuli import _validate as V
 
 
 def _frame(size_px: int, x_px: float | None, y_px: float | None):
@@ -235,8 +235,16 @@ def _sweep_set(name: str, fn, size_px: int, sweep: dict, fixed: dict, meta: dict
     return StimulusSet(name, params, render, int(size_px), meta or {})
 
 
-def _opt(v):
-    return None if v is None else float(v)
+def _common(size_px, mean, x_px, y_px):
+    """The options every luminance pattern has, checked: size, mean level, centre."""
+    return (V.count("size_px", size_px, 227), V.number("mean", mean, 0.5, low=0, high=1),
+            V.optional_number("x_px", x_px, 113), V.optional_number("y_px", y_px, 113))
+
+
+def _centre(size_px: int, x_px: float | None, y_px: float | None) -> tuple[float, float]:
+    """Pattern centre in pixels (col, row): the given one or the image centre."""
+    c = (size_px - 1) / 2
+    return (c if x_px is None else x_px), (c if y_px is None else y_px)
 
 
 @register_set("gratings")
@@ -250,10 +258,17 @@ def gratings(orientation_deg=(0, 45, 90, 135), sf_cycles_per_px=0.05, phase_deg=
     """
     if waveform not in ("sine", "square"):
         raise StimulusError(f"unknown waveform {waveform!r}: use 'sine' or 'square'")
-    sweep = {"orientation_deg": as_list(orientation_deg), "sf_cycles_per_px": as_list(sf_cycles_per_px),
-             "phase_deg": as_list(phase_deg), "contrast": as_list(contrast)}
-    fixed = {"mean": float(mean), "waveform": waveform, "radius_px": _opt(radius_px),
-             "x_px": _opt(x_px), "y_px": _opt(y_px)}
+    size_px, mean, x_px, y_px = _common(size_px, mean, x_px, y_px)
+    sweep = {"orientation_deg": V.sweep("orientation_deg", orientation_deg, "0,45,90", V.finite),
+             "sf_cycles_per_px": V.sweep("sf_cycles_per_px", sf_cycles_per_px, "0.02,0.05",
+                                         V.nonnegative),
+             "phase_deg": V.sweep("phase_deg", phase_deg, "0,90", V.finite),
+             "contrast": V.sweep("contrast", contrast, "0.5,1", V.nonnegative)}
+    if radius_px is not None:
+        radius_px = V.positive("radius_px", radius_px, 40)
+        V.require_on_canvas("the grating's aperture", *_centre(size_px, x_px, y_px), radius_px,
+                            size_px, "move x_px, y_px onto the canvas or enlarge radius_px")
+    fixed = {"mean": mean, "waveform": waveform, "radius_px": radius_px, "x_px": x_px, "y_px": y_px}
     return _sweep_set("gratings", grating, size_px, sweep, fixed)
 
 
@@ -262,9 +277,18 @@ def gabors(orientation_deg=(0, 45, 90, 135), sf_cycles_per_px=0.05, phase_deg=0,
            contrast=1.0, aspect_ratio: float = 1.0, mean: float = 0.5, x_px: float | None = None,
            y_px: float | None = None, size_px: int = 227) -> StimulusSet:
     """Sweep of Gabor patches: orientation x SF x phase x sigma x contrast (lists allowed)."""
-    sweep = {"orientation_deg": as_list(orientation_deg), "sf_cycles_per_px": as_list(sf_cycles_per_px),
-             "phase_deg": as_list(phase_deg), "sigma_px": as_list(sigma_px), "contrast": as_list(contrast)}
-    fixed = {"aspect_ratio": float(aspect_ratio), "mean": float(mean), "x_px": _opt(x_px), "y_px": _opt(y_px)}
+    size_px, mean, x_px, y_px = _common(size_px, mean, x_px, y_px)
+    sweep = {"orientation_deg": V.sweep("orientation_deg", orientation_deg, "0,45,90", V.finite),
+             "sf_cycles_per_px": V.sweep("sf_cycles_per_px", sf_cycles_per_px, "0.02,0.05",
+                                         V.nonnegative),
+             "phase_deg": V.sweep("phase_deg", phase_deg, "0,90", V.finite),
+             "sigma_px": V.sweep("sigma_px", sigma_px, "4,8", V.positive),
+             "contrast": V.sweep("contrast", contrast, "0.5,1", V.nonnegative)}
+    aspect_ratio = V.nonnegative("aspect_ratio", aspect_ratio, 1)
+    reach = min(sweep["sigma_px"]) * V.INVISIBLE_SIGMAS / min(aspect_ratio, 1) if aspect_ratio else np.inf
+    V.require_on_canvas("the Gabor patch", *_centre(size_px, x_px, y_px), reach, size_px,
+                        "move x_px, y_px onto the canvas or enlarge sigma_px")
+    fixed = {"aspect_ratio": aspect_ratio, "mean": mean, "x_px": x_px, "y_px": y_px}
     return _sweep_set("gabors", gabor, size_px, sweep, fixed)
 
 
@@ -291,18 +315,43 @@ def dog(kind: str = "dog", center_sigma_px=4.0, surround_sigma_px=12.0, surround
     """
     if kind not in ("dog", "spot", "annulus"):
         raise StimulusError(f"unknown dog kind {kind!r}: use dog, spot or annulus")
+    size_px, mean, x_px, y_px = _common(size_px, mean, x_px, y_px)
     if kind == "dog":
-        sweep = {"center_sigma_px": as_list(center_sigma_px), "surround_sigma_px": as_list(surround_sigma_px),
-                 "contrast": as_list(contrast), "polarity": as_list(polarity, int)}
-        fixed = {"radius_px": np.nan, "inner_radius_px": np.nan, "intensity": np.nan}
+        sweep, fixed, reach = _dog_sweep(center_sigma_px, surround_sigma_px, contrast, polarity)
     else:
-        sweep = {"radius_px": as_list(radius_px),
-                 "inner_radius_px": as_list(inner_radius_px if kind == "annulus" else 0.0)}
-        fixed = {"center_sigma_px": np.nan, "surround_sigma_px": np.nan, "contrast": np.nan,
-                 "polarity": 0, "intensity": float(intensity)}
-    fixed.update({"kind": kind, "surround_weight": float(surround_weight), "mean": float(mean),
-                  "x_px": _opt(x_px), "y_px": _opt(y_px)})
+        sweep, fixed, reach = _disk_sweep(kind, radius_px, inner_radius_px, intensity)
+    V.require_on_canvas(f"the {kind}", *_centre(size_px, x_px, y_px), reach, size_px,
+                        "move x_px, y_px onto the canvas")
+    fixed.update({"kind": kind, "surround_weight": V.finite("surround_weight", surround_weight, 1),
+                  "mean": mean, "x_px": x_px, "y_px": y_px})
     return _sweep_set("dog", _dog_or_disk, size_px, sweep, fixed)
+
+
+def _dog_sweep(center_sigma_px, surround_sigma_px, contrast, polarity):
+    sweep = {"center_sigma_px": V.sweep("center_sigma_px", center_sigma_px, "2,4", V.positive),
+             "surround_sigma_px": V.sweep("surround_sigma_px", surround_sigma_px, "8,12", V.positive),
+             "contrast": V.sweep("contrast", contrast, "0.5,1", V.nonnegative),
+             "polarity": V.sweep("polarity", polarity, "1,-1", cast=int)}
+    if max(sweep["center_sigma_px"]) >= min(sweep["surround_sigma_px"]):
+        raise StimulusError("every center_sigma_px must be smaller than every surround_sigma_px, got "
+                            f"{sweep['center_sigma_px']} and {sweep['surround_sigma_px']}")
+    if not set(sweep["polarity"]) <= {1, -1}:
+        raise StimulusError(f"polarity must be 1 (on-centre) or -1 (off-centre), got {sweep['polarity']}")
+    fixed = {"radius_px": np.nan, "inner_radius_px": np.nan, "intensity": np.nan}
+    return sweep, fixed, min(sweep["surround_sigma_px"]) * V.INVISIBLE_SIGMAS
+
+
+def _disk_sweep(kind, radius_px, inner_radius_px, intensity):
+    sweep = {"radius_px": V.sweep("radius_px", radius_px, "2,4,8", V.positive),
+             "inner_radius_px": V.sweep("inner_radius_px",
+                                        inner_radius_px if kind == "annulus" else 0.0, "4",
+                                        V.nonnegative)}
+    if max(sweep["inner_radius_px"]) >= min(sweep["radius_px"]):
+        raise StimulusError("every inner_radius_px must be smaller than every radius_px, got "
+                            f"{sweep['inner_radius_px']} and {sweep['radius_px']}")
+    fixed = {"center_sigma_px": np.nan, "surround_sigma_px": np.nan, "contrast": np.nan,
+             "polarity": 0, "intensity": V.number("intensity", intensity, 1, low=0, high=1)}
+    return sweep, fixed, min(sweep["radius_px"])
 
 
 @register_set("binarised_grating")
@@ -313,6 +362,8 @@ def binarised_gratings(angle_deg=(-90, -45, 0, 45, 90), sf: float = 1 / 28, res:
     See :func:`binarised_grating`; values 0/1 (0.5 outside a patch). The tutorial's
     48 x 64 images are :func:`neuromatch_grating`.
     """
-    sweep = {"angle_deg": as_list(angle_deg)}
-    fixed = {"sf": float(sf), "res": float(res), "patch": bool(patch)}
-    return _sweep_set("binarised_grating", binarised_grating, size_px, sweep, fixed)
+    sweep = {"angle_deg": V.sweep("angle_deg", angle_deg, "0,45,90", V.finite)}
+    fixed = {"sf": V.nonnegative("sf", sf, 0.0357), "res": V.positive("res", res, 0.1),
+             "patch": bool(patch)}
+    return _sweep_set("binarised_grating", binarised_grating, V.count("size_px", size_px, 64), sweep,
+                      fixed)

@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from artiphys.errors import StimulusError
+from artiphys.stimuli import _validate as V
+from artiphys.stimuli._options import as_list
 from artiphys.stimuli.base import StimulusSet
 from artiphys.stimuli.registry import make_stimuli, register_set
-from artiphys.stimuli._options import as_list
 
 CHANNELS = "rgb"
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601
@@ -139,6 +140,10 @@ TRANSFORMS = {
 }
 
 
+_VALUE_CHECKS = {"zoom": V.positive, "rotate": V.finite}
+_VALUE_EXAMPLES = {"zoom": "0.5;1;2", "rotate": "0;90;180"}
+
+
 def apply_probe(images: torch.Tensor, transform: str, value=None) -> torch.Tensor:
     """Apply the transform named ``transform`` (a key of ``TRANSFORMS``) with ``value``."""
     if transform not in TRANSFORMS:
@@ -160,8 +165,10 @@ def probe_set(base: StimulusSet, transform: str, values=None) -> StimulusSet:
         raise StimulusError(f"unknown probe {transform!r}: use one of {', '.join(TRANSFORMS)}")
     cast = TRANSFORMS[transform][1]
     vals = ["luma"] if transform == "grayscale" else as_list(values, cast)
-    if vals == [None]:
+    if vals == [None] or not vals:
         raise StimulusError(f"probe {transform!r} needs values (e.g. values=0.5;1;2)")
+    if transform in _VALUE_CHECKS:
+        vals = [_VALUE_CHECKS[transform]("values", v, _VALUE_EXAMPLES[transform]) for v in vals]
     blocks = []
     for v in vals:
         b = base.params.copy()
@@ -219,7 +226,10 @@ def baseline_images(kind: str, n: int = 1, size_px: int = 224, seed: int = 0, me
 def baselines(kind="noise;white;gray", n: int = 1, size_px: int = 224, seed: int = 0,
               mean: float = 0.5, sigma: float = 0.2) -> StimulusSet:
     """Baseline images: ``n`` of each ``kind`` (list or ``"noise;white;gray"``)."""
-    kinds = as_list(kind, str)
+    kinds = V.sweep("kind", kind, "noise;white;gray", cast=str)
+    n, size_px = V.count("n", n, 1), V.count("size_px", size_px, 224)
+    mean, sigma = V.number("mean", mean, 0.5, low=0, high=1), V.nonnegative("sigma", sigma, 0.2)
+    seed = V.count("seed", seed, 0, minimum=0)
     for k in kinds:
         if k not in ("noise", "white", "gray"):
             raise StimulusError(f"unknown baseline {k!r}: use noise, white or gray")

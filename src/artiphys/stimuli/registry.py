@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from artiphys.errors import StimulusError, close_matches
+from artiphys.stimuli import _validate as V
 from artiphys.stimuli.base import StimulusSet
 
 _SETS: dict[str, Callable[..., StimulusSet]] = {}
@@ -121,8 +122,9 @@ def load_builtin_sets() -> None:
 @register_set("noise")
 def noise_set(n: int = 16, size_px: int = 224, seed: int = 0, sigma: float = 0.15) -> StimulusSet:
     """Gaussian white-noise images around gray (0.5), clipped to [0, 1]; seeded."""
-    if n < 1 or size_px < 1:
-        raise StimulusError("noise set needs n >= 1 and size_px >= 1")
+    n, size_px = V.count("n", n, 16), V.count("size_px", size_px, 224)
+    V.count("seed", seed, 0, minimum=0)  # checked only: seed and sigma enter the meta (the
+    V.nonnegative("sigma", sigma, 0.15)  # content hash) as given
     params = pd.DataFrame({"seed": seed + np.arange(n), "sigma": float(sigma)})
 
     def render(rows: pd.DataFrame) -> torch.Tensor:

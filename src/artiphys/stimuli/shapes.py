@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 
 from artiphys.errors import StimulusError
-from artiphys.stimuli._options import as_list
+from artiphys.stimuli import _validate as V
 from artiphys.stimuli._raster import fill_polygon, paste, stroke_polygon
 from artiphys.stimuli.base import StimulusSet
 from artiphys.stimuli.registry import register_set
@@ -329,6 +329,31 @@ def _render_rows(rows: pd.DataFrame) -> torch.Tensor:
     return torch.from_numpy(gray)[:, None].expand(-1, 3, -1, -1)
 
 
+def _require_on_canvas(params: pd.DataFrame, ppu: float, center: str, canvas_px: int,
+                       margin_px: float) -> None:
+    """Refuse shape rows whose bounding box lies entirely outside the canvas ``[-0.5,
+    canvas_px - 0.5]`` (they would render as blank images)."""
+    keys = params[["shape_id", "rotation"]].drop_duplicates()
+    boxes = []
+    for sid, rot in keys.itertuples(index=False):
+        b = _centred_boundary(int(sid), int(rot), center, SAMPLES_PER_SEGMENT)
+        boxes.append((sid, rot, *b.min(0), *b.max(0)))
+    box = params[["shape_id", "rotation"]].merge(
+        pd.DataFrame(boxes, columns=["shape_id", "rotation", "x0", "y0", "x1", "y1"]), how="left")
+    x, y = params["x_px"].to_numpy(), params["y_px"].to_numpy()
+    lo, hi = -0.5 - margin_px, canvas_px - 0.5 + margin_px
+    off = ((x + ppu * box["x1"].to_numpy() < lo) | (x + ppu * box["x0"].to_numpy() > hi)
+           | (y - ppu * box["y0"].to_numpy() < lo) | (y - ppu * box["y1"].to_numpy() > hi))
+    if off.any():
+        where = params.loc[off, ["x_px", "y_px"]].drop_duplicates()
+        shown = ", ".join(f"({r.x_px:g}, {r.y_px:g})" for r in where.head(3).itertuples())
+        raise StimulusError(
+            f"{int(off.sum())} of {len(params)} shapes lie entirely outside the {canvas_px} px "
+            f"canvas (centres at x_px, y_px = {shown}{', ...' if len(where) > 3 else ''}); keep "
+            f"the positions (x_px, y_px plus dx_px, dy_px or a sweep's extent_px) within "
+            f"0..{canvas_px - 1}, or enlarge canvas_px")
+
+
 @register_set("shapes")
 def shapes(size_px: float = 32, scale: str = "big_circle", intensity: float = 255,
            background: float = 0, canvas_px: int = 227, x_px: float | None = None,
@@ -372,26 +397,26 @@ def shapes(size_px: float = 32, scale: str = "big_circle", intensity: float = 25
     dx_px, dy_px, size_px, scale, px_per_unit, intensity, background, outline,
     line_width_px, supersample, center, canvas_px, blank``.
     """
-    canvas_px = int(canvas_px)
-    if canvas_px < 8:
-        raise StimulusError(f"canvas_px must be at least 8, got {canvas_px}")
-    if size_px <= 0:
-        raise StimulusError(f"size_px must be positive, got {size_px}")
-    if int(supersample) < 1 or int(supersample) > 16:
+    canvas_px = V.count("canvas_px", canvas_px, 227, minimum=8)
+    size_px = V.positive("size_px", size_px, 32)
+    intensity = V.number("intensity", intensity, 255, low=0, high=255)
+    background = V.number("background", background, 0, low=0, high=255)
+    supersample = V.count("supersample", supersample, 4)
+    if supersample > 16:
         raise StimulusError(f"supersample must be 1..16, got {supersample}")
-    if outline and line_width_px <= 0:
-        raise StimulusError("line_width_px must be positive for outline shapes")
+    line_width_px = V.positive("line_width_px", line_width_px, 1) if outline else float(line_width_px)
     ppu = px_per_shape_unit(size_px, scale, center)
-    x0 = (canvas_px - 1) / 2 if x_px is None else float(x_px)
-    y0 = (canvas_px - 1) / 2 if y_px is None else float(y_px)
+    x0 = (canvas_px - 1) / 2 if x_px is None else V.optional_number("x_px", x_px, 113)
+    y0 = (canvas_px - 1) / 2 if y_px is None else V.optional_number("y_px", y_px, 113)
     table = shape_table(unique=bool(unique))
     blocks = []
-    for dy in as_list(dy_px):
-        for dx in as_list(dx_px):
+    for dy in V.sweep("dy_px", dy_px, "-10,0,10", V.finite):
+        for dx in V.sweep("dx_px", dx_px, "-10,0,10", V.finite):
             t = table.copy()
             t["x_px"], t["y_px"], t["dx_px"], t["dy_px"] = x0 + dx, y0 + dy, dx, dy
             blocks.append(t)
     params = pd.concat(blocks, ignore_index=True)
+    _require_on_canvas(params, ppu, center, canvas_px, line_width_px / 2 if outline else 0.0)
     params["blank"] = False
     if blank:
         params = pd.concat([params, pd.DataFrame([{"shape_id": -1, "rotation": -1, "rotation_deg": np.nan,
@@ -417,8 +442,8 @@ def shapes_sweep(axis: str = "x", step_px: float = 2, extent_px: float = 50, bla
     Parameter columns ``x_px, y_px, dx_px, dy_px`` give each stimulus's position; with
     ``blank`` one background-only row (``shape_id == -1``) is appended.
     """
-    if step_px <= 0 or extent_px < 0:
-        raise StimulusError("shapes_sweep needs step_px > 0 and extent_px >= 0")
+    step_px = V.positive("step_px", step_px, 2)
+    extent_px = V.number("extent_px", extent_px, 50, low=0)
     offs = np.arange(-extent_px, extent_px + step_px / 2, step_px, dtype=np.float64)
     if axis not in ("x", "y", "xy"):
         raise StimulusError(f"unknown sweep axis {axis!r}: use x, y or xy")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from artiphys.errors import RunStoreError
 from artiphys.store.atomic import (atomic_write_json, atomic_write_text, is_temp_file,
-                                   remove_temp_files)
+                                   make_folder, remove_temp_files)
 from artiphys.store.steps import STEPS_DIR, StepStore, jsonable
 
 MANIFEST = "manifest.json"
@@ -90,14 +90,7 @@ class RunDir:
         if run.path.is_dir() and any(p for p in run.path.iterdir() if not is_temp_file(p)):
             raise RunStoreError(
                 f"{run.path} is a non-empty folder without a {MANIFEST}; choose a new --out")
-        try:
-            run.path.mkdir(parents=True, exist_ok=True)
-        except (NotADirectoryError, FileExistsError):
-            raise RunStoreError(f"cannot create {run.path}: a part of the path is a file; "
-                                "choose another --out") from None
-        except OSError as exc:
-            raise RunStoreError(f"cannot create {run.path}: {exc.strerror or exc}; choose "
-                                "another --out") from None
+        make_folder(run.path, "the run directory")
         now = utc_now()
         atomic_write_json(run.path / MANIFEST, {**versions(), "created_utc": now,
                                                 "updated_utc": now, "experiments": {}})
