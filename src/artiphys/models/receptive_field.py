@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from artiphys.models.rf_empirical import gradient_support_px
+from artiphys.models.rf_empirical import equivariant_stride, gradient_support_px
 from artiphys.models.rf_geometry import (
     GeometryError,
     RFGeometry,
@@ -58,6 +58,7 @@ __all__ = [
     "GeometryError",
     "UntraceableModelError",
     "clip_bounds",
+    "equivariant_stride",
     "geometry_of_node",
     "gradient_support_px",
     "layer_geometry",
@@ -74,8 +75,12 @@ def layer_geometry(model: ModelSpec | nn.Module, layer, input_size_px: int | Non
     ----------
     model : ModelSpec or nn.Module
     layer : str, LayerRef or nn.Module
-        Module path (``"features.3"``), alias (``"conv2"``) or module. A container module
-        (a ResNet block, a SqueezeNet fire module) gives the geometry of what it returns.
+        Layer name (module path ``"features.3"`` or alias ``"conv2"``, optionally with
+        ``@call`` / ``:linear``; see :mod:`artiphys.models.layers`) or module. A container
+        module (a ResNet block, a SqueezeNet fire module) gives the geometry of what it
+        returns; a module that runs several times, that of its last call (``name@k``: call
+        ``k``); ``name:linear`` that of the layer's linear output (per channel the RF of the
+        concatenated part it comes from).
     input_size_px : int, optional
         Side of the square input; default the model's preprocessing input size. RF sizes do
         not depend on it; output shapes (and layers after adaptive pooling) do.
@@ -87,29 +92,14 @@ def layer_geometry(model: ModelSpec | nn.Module, layer, input_size_px: int | Non
     Raises
     ------
     UnknownLayerError
-        When the layer does not exist (closest names listed).
+        When the layer does not exist (closest names listed), or does not run (that often).
     GeometryError
-        When the model cannot be traced, the layer never runs in ``forward``, or it runs
-        several times with different geometry (use the enclosing block's path instead).
+        When the model cannot be traced.
     """
     from artiphys.models.layers import resolve_layer, spec_with_aliases
+    from artiphys.models.virtual import view_geometry
 
     spec = spec_with_aliases(model)
     ref = resolve_layer(spec, layer)
     traced = trace_geometry(spec, input_size_px)
-    nodes = traced.nodes_of(ref.name)
-    if not nodes:
-        raise GeometryError(f"layer {ref.label!r} does not run in the model's forward pass")
-    geoms = [geometry_of_node(traced, n) for n in nodes]
-    if len(geoms) > 1 and len({_geom_key(g) for g in geoms}) > 1:
-        raise GeometryError(
-            f"module {ref.name!r} runs {len(geoms)} times per forward pass with different "
-            "receptive fields; address the output you want by its enclosing block "
-            f"(see `artiphys layers {spec.name}`)")
-    return geoms[0]
-
-
-def _geom_key(g: RFGeometry) -> tuple:
-    b = None if g.bounds_px is None else g.bounds_px.tobytes()
-    return (g.out_shape, b, str(g.stride_px), g.is_spatial)
-
+    return view_geometry(traced, ref.path, ref.call, ref.view, ref.label)

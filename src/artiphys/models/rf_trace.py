@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import fx, nn
 
 from artiphys.models.rf_geometry import GeometryError, RFGeometry, UntraceableModelError
-from artiphys.models.rf_rules import _input_geo, _node_geo, _shape
+from artiphys.models.rf_rules import _Geo, _input_geo, _node_geo, _shape
 from artiphys.models.spec import ModelSpec, as_spec, module_device
 
 
@@ -34,13 +34,29 @@ class _Traced:
     calls: list[tuple[str, fx.Node]]  # (module path, output node), in completion order
     geos: dict  # node -> _Geo or None
     input_size_px: int
+    programs: dict = field(default_factory=dict)  # virtual-layer programs, built on demand
 
     def nodes_of(self, path: str) -> list[fx.Node]:
+        """Distinct output nodes of ``path``'s calls, in call order."""
         out = []
         for p, n in self.calls:
             if p == path and n not in out:
                 out.append(n)
         return out
+
+    def calls_of(self, path: str) -> list[fx.Node]:
+        """The output node of each call of ``path``: entry ``k`` is call ``k`` (0-based), the
+        numbering of forward hooks firing at run time and of ``path@k`` layer names."""
+        return [n for p, n in self.calls if p == path]
+
+    def node_of_call(self, path: str, call: int | None = None) -> fx.Node | None:
+        """Output node of call ``call`` of ``path`` (None: its last call); None if none."""
+        nodes = self.calls_of(path)
+        if not nodes:
+            return None
+        if call is None:
+            return nodes[-1]
+        return nodes[call] if 0 <= call < len(nodes) else None
 
 
 _CACHE: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
@@ -102,8 +118,6 @@ def trace_geometry(model: ModelSpec | nn.Module, input_size_px: int | None = Non
     return traced
 
 
-
-
 def _first_in_channels(module: nn.Module) -> int:
     for m in module.modules():
         if isinstance(m, nn.modules.conv._ConvNd):
@@ -115,8 +129,11 @@ def _first_in_channels(module: nn.Module) -> int:
 
 def geometry_of_node(traced: _Traced, node: fx.Node) -> RFGeometry:
     """Public RFGeometry of one traced node."""
-    shape = _shape(node) or ()
-    g = traced.geos.get(node)
+    return geometry_of_geo(_shape(node) or (), traced.geos.get(node))
+
+
+def geometry_of_geo(shape: tuple[int, ...], g: _Geo | None) -> RFGeometry:
+    """Public RFGeometry of a tensor of ``shape`` (no batch) whose internal geometry is ``g``."""
     if g is None or g.kind == "unknown":
         note = g.note if g is not None else "not a tensor"
         return RFGeometry(shape, None, None, None, len(shape) == 3, None, note)

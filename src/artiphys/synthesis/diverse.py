@@ -78,6 +78,7 @@ import xarray as xr
 from artiphys.errors import ArtiphysError, UnknownUnitError
 from artiphys.models.layers import resolve_layer
 from artiphys.models.spec import ModelSpec, as_spec, module_device
+from artiphys.models.units import map_center
 from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.objectives import Objective
 from artiphys.synthesis.optimize import Stopper, optimize
@@ -243,7 +244,7 @@ def centre_unit(model: ModelSpec | torch.nn.Module, layer, size_px: int) -> tupl
     """Map position ``(y, x)`` of the unit of ``layer`` centred on a ``size_px`` image.
 
     From the analytic geometry (``offset + stride * (y, x)`` closest to the image centre)
-    where known, else the map centre ``(H // 2, W // 2)``.
+    where known, else the map's centre unit (:func:`artiphys.models.units.map_center`).
     """
     spec = as_spec(model)
     dev = module_device(spec.module)
@@ -253,7 +254,7 @@ def centre_unit(model: ModelSpec | torch.nn.Module, layer, size_px: int) -> tupl
     if out.ndim != 4:
         return 0, 0
     h, w = out.shape[-2:]
-    y, xx = h // 2, w // 2
+    y, xx = map_center(h, w)
     try:
         from artiphys.models.receptive_field import layer_geometry
 
@@ -278,11 +279,11 @@ def _own_conv(spec: ModelSpec, layer) -> tuple[str | None, str | None, bool]:
     Walks back the torch.fx graph from ``layer`` through non-convolution nodes to the first
     ``nn.Conv2d`` module; ``input_path`` is the module that produced that convolution's
     input (None for the model input), ``crossed_pool`` whether the walk passed a pooling
-    module (positions then no longer map one to one). When that input is a later call of a
-    shared module, the container it ends is used (ResNet: the block), else the walk goes on
-    to the module before it (inside a torchvision bottleneck, ``conv3`` reads the shared
-    ``relu``'s second call: its distances are taken on ``bn2``, before the rectifier).
+    module (positions then no longer map one to one). When that input is a call of a shared
+    module other than its last, it is named ``path@k`` (inside a torchvision bottleneck,
+    ``conv3`` reads ``relu@1``); a block-ending last call reads as the block (ResNet).
     """
+    from artiphys.models.layers import layer_name
     from artiphys.models.receptive_field import GeometryError, trace_geometry
 
     ref = resolve_layer(spec, layer)
@@ -292,21 +293,26 @@ def _own_conv(spec: ModelSpec, layer) -> tuple[str | None, str | None, bool]:
         return None, None, False
     path_of: dict = {}
     paths_of: dict = {}
-    first_call: dict = {}
     for path, node in traced.calls:
         if path:
             path_of.setdefault(node, path)
             paths_of.setdefault(node, []).append(path)
-            first_call.setdefault(path, node)
 
     def readable_path(n) -> str | None:
-        """A module path whose (first) call returns node ``n``: what forward_to_layers
-        reads. A later call of a shared module (ResNet's ``relu`` ending a block) is read
-        through the container it ends (the block), else not at all (None)."""
-        return next((q for q in paths_of.get(n, ()) if first_call[q] is n), None)
+        """The layer name that reads node ``n``: a module path whose last call returns it
+        (a plain name means the last call; ResNet's block-ending ``relu`` reads as the
+        block), else ``path@k`` for call ``k`` of a shared module."""
+        named, once = [], []
+        for q in paths_of.get(n, ()):
+            calls = traced.calls_of(q)
+            named.append(q if calls[-1] is n else layer_name(q, calls.index(n)))
+            if len(calls) == 1:
+                once.append(q)
+        return next(iter(once), None) or next((q for q in named if "@" not in q),
+                                               named[0] if named else None)
     modules = dict(spec.module.named_modules())
-    nodes = traced.nodes_of(ref.name)
-    if not nodes:
+    start = traced.node_of_call(ref.path, ref.call)
+    if start is None:
         return None, None, False
 
     def is_conv(n) -> bool:
@@ -319,7 +325,7 @@ def _own_conv(spec: ModelSpec, layer) -> tuple[str | None, str | None, bool]:
                 return a
         return None
 
-    node, crossed, seen = nodes[0], False, 0
+    node, crossed, seen = start, False, 0
     while node is not None and not is_conv(node) and seen < 1000:
         p = path_of.get(node)
         if p is not None and "pool" in type(modules.get(p)).__name__.lower():
@@ -921,8 +927,8 @@ def phase_invariance_index(model, ds: xr.Dataset, *, recipe: TextureRecipe | Non
     def fn(acts):
         a = acts[layer]
         if a.shape[0] != U * K:  # the loop's final check on the whole textures: map centre
-            h, w = a.shape[-2:]
-            return a[torch.arange(U, device=a.device), chans.to(a.device), h // 2, w // 2]
+            cy, cx = map_center(*a.shape[-2:])
+            return a[torch.arange(U, device=a.device), chans.to(a.device), cy, cx]
         act = a[torch.arange(a.shape[0], device=a.device), ch_rep.to(a.device), yx[0], yx[1]]
         return act.view(U, K).mean(1)
 

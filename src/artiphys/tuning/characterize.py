@@ -359,11 +359,12 @@ def _sweep(spec, layer, standard, positions, device, batch_size, axis="x") -> xr
     images = standard
     try:
         from artiphys.models.receptive_field import layer_geometry, unit_center_px
+        from artiphys.models.units import map_center
 
         geo = layer_geometry(spec, layer)
         if geo.is_spatial and geo.known:
             _, h, w = geo.out_shape
-            cy, cx = unit_center_px(geo, h // 2, w // 2)
+            cy, cx = unit_center_px(geo, *map_center(h, w))
             images = shapes(size_px=float(standard.params["size_px"].iloc[0]),
                             canvas_px=standard.size_px, x_px=cx, y_px=cy)
     except (ArtiphysError, ValueError, TypeError):
