@@ -398,3 +398,16 @@ def test_table_and_layer_geometry_agree(resnet18):
             geom = layer_geometry(resnet18, row.name, input_size_px=64)
             assert np.array_equal(np.asarray(geom.rf_size_px), np.asarray(row.rf_size_px))
             assert geom.stride_px == row.stride_px and geom.out_shape == row.shape
+
+
+def test_equivariant_stride_known_answers():
+    from artiphys.models.receptive_field import equivariant_stride
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(),
+                        nn.Conv2d(4, 4, 3, stride=2), nn.AdaptiveAvgPool2d(1)).eval()
+    assert equivariant_stride(net, "2", axis="x", input_size_px=32) == 4
+    assert equivariant_stride(net, "1", axis="y", input_size_px=32) == 2
+    assert equivariant_stride(net, "3", input_size_px=32) is None  # global pooling
+    with pytest.raises(GeometryError, match="axis"):
+        equivariant_stride(net, "2", axis="z", input_size_px=32)

@@ -4,7 +4,7 @@ its place among the paper's sublayers (see :mod:`artiphys.models.sublayers`)."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ from torch import nn
 from artiphys.errors import UnknownLayerError
 from artiphys.models.layers import layer_name, resolve_layer, spec_with_aliases
 from artiphys.models.spec import ModelSpec
+
 
 @dataclass(frozen=True, eq=False)
 class LayerInfo:
@@ -154,7 +155,11 @@ def list_layers(model: ModelSpec | nn.Module, input_size_px: int | None = None) 
         When the model does not run on an input of that size.
     """
     from artiphys.models.receptive_field import UntraceableModelError, trace_geometry
-    from artiphys.models.sublayers import find_blocks, mark_module_sublayers, mark_sublayers
+    from artiphys.models.sublayers import (
+        find_blocks,
+        mark_module_sublayers,
+        mark_sublayers,
+    )
 
     spec = spec_with_aliases(model)
     try:
@@ -173,7 +178,11 @@ def _traced_rows(spec: ModelSpec, traced, blocks) -> list[tuple[LayerInfo, objec
     module's last call (its plain path), else ``path@k``; the other names go to
     ``same_as``.
     """
-    from artiphys.models.receptive_field import _kind_of_module, _kind_of_node, geometry_of_node
+    from artiphys.models.receptive_field import (
+        _kind_of_module,
+        _kind_of_node,
+        geometry_of_node,
+    )
 
     reverse = {path: alias for alias, path in spec.aliases.items()}
     modules = dict(spec.module.named_modules())

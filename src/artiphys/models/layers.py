@@ -219,13 +219,12 @@ def default_aliases(module: nn.Module) -> dict[str, str]:
     return aliases
 
 
-
-
-# the layer table lives in layer_table.py; its names stay importable from here
-from artiphys.models.layer_table import (  # noqa: E402,F401
+# the layer table (layer_table.py) and the paper sublayers (sublayers.py), importable here
+from artiphys.models.layer_table import (  # noqa: F401
     LayerInfo,
     closest_rf_layer,
     format_layer_table,
     list_layers,
     select_layer_rows,
 )
+from artiphys.models.sublayers import first_sublayers, paper_sublayers  # noqa: F401

@@ -16,7 +16,7 @@ from torch import nn
 
 from artiphys.errors import ArtiphysError, ResponseError
 from artiphys.models.layers import LayerRef
-from artiphys.models.taps import LayerTaps, forward_to_layers  # noqa: F401 - re-exported
+from artiphys.models.taps import LayerTaps, forward_to_layers
 from artiphys.recording.units import UnitSelector, output_shape, units_for_layer
 
 __all__ = ["Capture", "forward_to_layers", "hooks_left"]
