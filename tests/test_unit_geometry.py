@@ -71,3 +71,9 @@ def test_resnet18_apc_and_ti_of_a_shared_relu_read_the_same_tensor():
     ti = sweep_responses(spec, imgs, layer, positions_px=[0], method="brute")
     assert set(ti.y.values) == {cy} and set(ti.x.values) == {cx}
     np.testing.assert_allclose(ti["responses"].values[0], apc, rtol=1e-5, atol=1e-6)
+    # the linear sublayer: the same in recording and in the TI sweep (equivariant method)
+    lin = record(spec, imgs, "layer1.0:linear")["layer1.0:linear"].values
+    assert (lin < 0).any()
+    ti_lin = sweep_responses(spec, imgs, "layer1.0:linear", positions_px=[-4, 0, 4])
+    assert ti_lin.attrs["method"] == "equivariant"
+    np.testing.assert_allclose(ti_lin["responses"].values[1], lin, rtol=1e-4, atol=1e-5)

@@ -174,8 +174,9 @@ class _OutOfMap(Exception):
     """A unit to read lies this many units outside the layer's output map."""
 
 
-def _layer_output(module: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Output of ``layer`` for input ``x``; the forward pass stops there. Hook removed."""
+def _layer_output(module, layer, x: torch.Tensor) -> torch.Tensor:
+    """Output of ``layer`` (a LayerRef: ``@call`` / ``:linear`` kept) of ``module`` (a ModelSpec
+    or module) for input ``x``; the forward pass stops there. Hook removed."""
     with torch.no_grad():
         return forward_to_layers(module, x, [layer])[layer].detach()
 
@@ -275,7 +276,7 @@ def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, backgrou
             .expand(len(imgs), 3, 1, 1))
 
     def run(batch):
-        return _layer_output(module, ref.module, spec.preprocessing.normalise(batch.to(dev)))
+        return _layer_output(spec, ref, spec.preprocessing.normalise(batch.to(dev)))
 
     probe = run(imgs[:1])
     spatial = probe.ndim == 4
@@ -283,7 +284,7 @@ def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, backgrou
         yx = unit_yx or map_center(probe.shape[2], probe.shape[3])
     else:
         yx = None
-    stride = _equivariant_stride(module, ref.module, size, axis, dev) if method != "brute" else None
+    stride = _equivariant_stride(spec, ref, size, axis, dev) if method != "brute" else None
     if method == "equivariant" and stride is None:
         raise ResponseError(f"layer {ref.label!r} is not translation-equivariant along {axis} "
                             "(fully connected or global pooling); use method='brute' or 'auto'")
@@ -322,9 +323,9 @@ def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, backgrou
         if rf_size_px is not None:
             m_y = m_x = max(0, (size - int(np.max(rf_size_px))) // 2)
         else:
-            m_y, m_x = _rf_margins_px(module, ref.module, size, yx, dev)
+            m_y, m_x = _rf_margins_px(spec, ref, size, yx, dev)
         other = "y" if axis == "x" else "x"
-        stride_o = _equivariant_stride(module, ref.module, size, other, dev)
+        stride_o = _equivariant_stride(spec, ref, size, other, dev)
         margin_o = m_y if axis == "x" else m_x
         crop = (max(0, margin_o - stride_o) // stride_o) * stride_o if stride_o else 0
         moved = crop // stride_o if crop else 0  # the unit's index on the cropped map
