@@ -57,9 +57,11 @@ def test_preceding_layer_of_shared_modules_is_the_call_the_conv_reads():
     r18 = as_spec(torchvision.models.resnet18().eval())
     # block 0 ends with the 2nd call of its shared relu: read it as the block's output
     assert preceding_layer(r18, "layer1.1.conv1") == "layer1.0"
-    assert preceding_layer(r18, "layer1.0.conv2") == "layer1.0.relu"   # its 1st call
+    assert preceding_layer(r18, "layer1.0.conv2") == "layer1.0.relu@0"   # its 1st call
     r50 = as_spec(torchvision.models.resnet50().eval())
-    # bottleneck conv3 reads the relu's 2nd call inside the block: before the rectifier
-    assert preceding_layer(r50, "layer1.1.conv3") == "layer1.1.bn2"
-    feats = forward_to_layers(r50, torch.randn(1, 3, 32, 32), ["layer1.0", "layer1.1.relu"])
-    assert feats["layer1.0"].shape[1] == 256 and feats["layer1.1.relu"].shape[1] == 64
+    # bottleneck conv3 reads the relu's 2nd call (of 3) inside the block
+    assert preceding_layer(r50, "layer1.1.conv3") == "layer1.1.relu@1"
+    feats = forward_to_layers(r50, torch.randn(1, 3, 32, 32),
+                              ["layer1.0", "layer1.1.relu", "layer1.1.relu@1"])
+    assert feats["layer1.0"].shape[1] == 256 and feats["layer1.1.relu@1"].shape[1] == 64
+    assert feats["layer1.1.relu"].shape[1] == 256  # a plain name: the last call (block end)

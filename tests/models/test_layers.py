@@ -22,7 +22,7 @@ from artiphys.models.layers import (
     resolve_layer,
     spec_with_aliases,
 )
-from artiphys.models.spec import ModelSpec
+from artiphys.models.spec import ModelSpec, as_spec
 
 ALEXNET_ALIASES = {
     "conv1": "features.0", "relu1": "features.1", "pool1": "features.2",
@@ -144,8 +144,11 @@ def test_resnet_table_names_block_outputs():
     block = next(r for r in rows if r.name == "layer1.0")
     assert block.kind == "block" and block.rf_size_px == 27
     assert block.same_as == ("layer1.0.relu",)
-    first_relu = next(r for r in rows if r.name == "layer1.0.relu")
+    # the plain name means the last call (the block's output): the first call is "@0"
+    assert not any(r.name == "layer1.0.relu" for r in rows)
+    first_relu = next(r for r in rows if r.name == "layer1.0.relu@0")
     assert first_relu.call == 0 and first_relu.rf_size_px == 19
+    assert resolve_layer(as_spec(torchvision.models.resnet18()), first_relu.name).call == 0
     fc = rows[-1]
     assert fc.name == "fc" and fc.shape == (1000,) and not fc.is_spatial
 

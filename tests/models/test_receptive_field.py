@@ -1,9 +1,11 @@
 """Receptive-field geometry: analytic numbers checked against the gradient support of a unit.
 
-The empirical measure (``gradient_support_px``) runs a copy of the network with positive
-weights and average-pools in place of max-pools, so the bounding box of the non-zero input
-gradient of one unit is exactly the set of pixels it depends on. Units are chosen so their
-field lies inside the image; the box must then equal the analytic RF (size and centre).
+The exact empirical measure (``gradient_support_px(..., weights="positive")``) runs a copy of
+the network with positive weights and average-pools in place of max-pools, so the bounding
+box of the non-zero input gradient of one unit is exactly the set of pixels it depends on.
+Units are chosen so their field lies inside the image; the box must then equal the analytic
+RF (size and centre). On the model as it is (``weights="model"``) the box pooled over random
+inputs lies inside the analytic one.
 """
 
 from __future__ import annotations
@@ -78,7 +80,8 @@ def check_against_gradient(spec, layer, size_px, channel=0) -> RFGeometry:
     y0, y1, x0, x1 = analytic
     assert y0 >= 0 and x0 >= 0 and y1 < size_px and x1 < size_px, (
         f"test set-up: {layer} unit RF {analytic} not inside a {size_px}px image")
-    measured = gradient_support_px(spec, layer, channel, y, x, input_size_px=size_px)
+    measured = gradient_support_px(spec, layer, channel, y, x, input_size_px=size_px,
+                                   weights="positive")
     assert measured == analytic, f"{layer} ch{channel}: gradient {measured} != analytic {analytic}"
     cy, cx = unit_center_px(geom, y, x, channel)
     assert ((measured[0] + measured[1]) / 2, (measured[2] + measured[3]) / 2) == (cy, cx)
@@ -111,9 +114,11 @@ def test_alexnet_border_unit_is_clipped_by_padding(alexnet):
     bounds = geom.unit_bounds_px(0, 0)
     assert bounds[0] == -18 and bounds[1] == 32  # 51 px centred on 7
     assert unit_center_px(geom, 0, 0) == (7.0, 7.0)
-    measured = gradient_support_px(alexnet, "conv2", 5, 0, 0, input_size_px=227)
+    measured = gradient_support_px(alexnet, "conv2", 5, 0, 0, input_size_px=227,
+                                   weights="positive")
     assert measured == (0, 32, 0, 32)
-    measured = gradient_support_px(alexnet, "conv2", 5, 0, 3, input_size_px=227)
+    measured = gradient_support_px(alexnet, "conv2", 5, 0, 3, input_size_px=227,
+                                   weights="positive")
     assert measured == (0, 32, 6, 56)
 
 
@@ -198,10 +203,34 @@ def test_resnet18_layer3(resnet18):
     assert (geom.rf_size_px, geom.stride_px) == (147, 16)
 
 
-def test_module_run_twice_is_ambiguous(resnet18):
+def test_module_run_twice_means_its_last_call(resnet18):
     # BasicBlock applies self.relu twice: after conv1 (RF 19) and after the addition (27)
-    with pytest.raises(GeometryError, match="layer1.0"):
-        layer_geometry(resnet18, "layer1.0.relu")
+    assert layer_geometry(resnet18, "layer1.0.relu").rf_size_px == 27
+    assert layer_geometry(resnet18, "layer1.0.relu@1").rf_size_px == 27
+    assert layer_geometry(resnet18, "layer1.0.relu@0").rf_size_px == 19
+    with pytest.raises(UnknownLayerError, match="@0..@1"):
+        layer_geometry(resnet18, "layer1.0.relu@2")
+    # the sum before the last relu has the block's geometry
+    linear = check_against_gradient(resnet18, "layer1.0:linear", size_px=64)
+    assert (linear.rf_size_px, linear.stride_px) == (27, 4)
+
+
+def test_real_model_support_lies_inside_the_analytic_box(alexnet, resnet18):
+    """``weights="model"``: the pooled support of the untouched model; for conv stacks it
+    reaches the analytic box (and never beyond it)."""
+    for spec, layer, size in [(alexnet, "conv2", 99), (resnet18, "layer1.0", 64)]:
+        geom = layer_geometry(spec, layer, input_size_px=size)
+        y, x = inner_unit(geom, size)
+        y0, y1, x0, x1 = geom.unit_bounds_px(y, x)
+        box = gradient_support_px(spec, layer, None, y, x, input_size_px=size, n_images=8)
+        assert y0 <= box[0] <= box[1] <= y1 and x0 <= box[2] <= box[3] <= x1
+        assert box[1] - box[0] >= 0.8 * (y1 - y0)   # most of the field is reached
+    tiny = nn.Sequential(nn.Conv2d(3, 4, 5, padding=2), nn.ReLU(), nn.Conv2d(4, 2, 3)).eval()
+    geom = layer_geometry(tiny, "2", input_size_px=20)
+    assert gradient_support_px(tiny, "2", None, 5, 6, input_size_px=20, n_images=8) == \
+        geom.unit_bounds_px(5, 6)
+    with pytest.raises(GeometryError, match="weights"):
+        gradient_support_px(tiny, "2", weights="unit")
 
 
 # ---- GoogLeNet: inception concatenation ------------------------------------------------
@@ -369,3 +398,16 @@ def test_table_and_layer_geometry_agree(resnet18):
             geom = layer_geometry(resnet18, row.name, input_size_px=64)
             assert np.array_equal(np.asarray(geom.rf_size_px), np.asarray(row.rf_size_px))
             assert geom.stride_px == row.stride_px and geom.out_shape == row.shape
+
+
+def test_equivariant_stride_known_answers():
+    from artiphys.models.receptive_field import equivariant_stride
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.ReLU(),
+                        nn.Conv2d(4, 4, 3, stride=2), nn.AdaptiveAvgPool2d(1)).eval()
+    assert equivariant_stride(net, "2", axis="x", input_size_px=32) == 4
+    assert equivariant_stride(net, "1", axis="y", input_size_px=32) == 2
+    assert equivariant_stride(net, "3", input_size_px=32) is None  # global pooling
+    with pytest.raises(GeometryError, match="axis"):
+        equivariant_stride(net, "2", axis="z", input_size_px=32)

@@ -52,6 +52,8 @@ CASES = {
     "NaN": (NaNLayer(), ["conv", "tail"], "center", ArtiphysError),
     "exception inside forward": (Boom(), ["conv", "tail"], "center", ValueError),
     "layer outside forward": (None, ["conv", "unused"], "center", ArtiphysError),
+    "ok, a linear view and a call": (None, ["relu:linear", "relu@0"], "center", None),
+    "call that never happens": (None, ["conv", "relu@3"], "center", ArtiphysError),
 }
 
 

@@ -57,7 +57,7 @@ def test_bounded_selection_equals_full_sort():
         y, x = pos[0, u, 0].tolist()
         assert float(a[best, c, y, x]) == pytest.approx(float(vals[0, u, 0]), rel=1e-5)
     centre = stream_top_k(spec, stim, "relu2", [1], k=2, position="center")
-    assert torch.all(centre[2] == 4)  # 10x10 map -> centre (4, 4)
+    assert torch.all(centre[2] == 5)  # 10x10 map -> centre unit map_center(10, 10) = (5, 5)
 
 
 def test_crop_is_zero_padded_outside_the_image():

@@ -304,6 +304,7 @@ class Battery:
         when the geometry is unknown or the layer is not spatial)."""
         from artiphys.models.receptive_field import (GeometryError, layer_geometry,
                                                      unit_center_px)
+        from artiphys.models.units import map_center
         from artiphys.stimuli.shapes import shapes
 
         standard = self.sets["shapes"]
@@ -316,7 +317,7 @@ class Battery:
         if not (geo.is_spatial and geo.known):
             return standard
         _, h, w = geo.out_shape
-        cy, cx = unit_center_px(geo, h // 2, w // 2)
+        cy, cx = unit_center_px(geo, *map_center(h, w))
         return shapes(size_px=self.cfg.shape_size_px, canvas_px=standard.size_px,
                       x_px=cx, y_px=cy)
 

@@ -10,8 +10,8 @@ from ``layer`` back through non-convolution nodes (ReLU, pooling, normalisation)
 that is pool2; for a SqueezeNet expand convolution the fire module's squeeze activation. In
 branching nets it is the one branch that feeds that convolution. When that input is a later
 call of a shared module (torchvision ResNets call one ``relu`` two or three times per block)
-the block it ends is used (``layer1.1.conv1`` reads ``layer1.0``), else the module before it
-(a bottleneck's ``conv3`` reads ``bn2``, before the rectifier).
+the block it ends is used (``layer1.1.conv1`` reads ``layer1.0``), else the call itself
+(a bottleneck's ``conv3`` reads ``layer1.1.relu@1``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from artiphys.models.layers import resolve_layer, spec_with_aliases
+from artiphys.models.layers import layer_name, resolve_layer, spec_with_aliases
 from artiphys.models.receptive_field import GeometryError, trace_geometry
 from artiphys.models.spec import ModelSpec
 
@@ -37,18 +37,30 @@ class OwnConv:
     crossed_pool: bool
 
 
-def _call_tables(traced) -> tuple[dict, dict, dict]:
-    """``(path_of, paths_of, first_call)``: a node's (first) module path, every module path
-    that returns the node, and each module path's first-called node."""
+def _call_tables(traced) -> tuple[dict, dict]:
+    """``(path_of, paths_of)``: a node's (first) module path and every module path that
+    returns the node."""
     path_of: dict = {}
     paths_of: dict = {}
-    first_call: dict = {}
     for path, node in traced.calls:
         if path:
             path_of.setdefault(node, path)
             paths_of.setdefault(node, []).append(path)
-            first_call.setdefault(path, node)
-    return path_of, paths_of, first_call
+    return path_of, paths_of
+
+
+def _readable_path(traced, paths_of, n) -> str | None:
+    """The layer name that reads node ``n``: a module path whose last call returns it (a
+    plain name means the last call; ResNet's block-ending ``relu`` reads as the block), else
+    ``path@k`` for call ``k`` of a shared module."""
+    named, once = [], []
+    for q in paths_of.get(n, ()):
+        calls = traced.calls_of(q)
+        named.append(q if calls[-1] is n else layer_name(q, calls.index(n)))
+        if len(calls) == 1:
+            once.append(q)
+    return next(iter(once), None) or next((q for q in named if "@" not in q),
+                                           named[0] if named else None)
 
 
 def _tensor_input(node):
@@ -60,12 +72,11 @@ def own_conv(model: ModelSpec | torch.nn.Module, layer) -> OwnConv:
     """The convolution ``layer`` belongs to and the module feeding it (see module doc).
 
     Walks back the torch.fx graph from ``layer`` through non-convolution nodes to the first
-    ``nn.Conv2d`` module. Its input is read through the first module path whose *first*
-    call returns the input node: a later call of a shared module (ResNet's ``relu`` ending a
-    block) is read through the container it ends (the block), else the walk goes on to the
-    module before it (inside a torchvision bottleneck, ``conv3`` reads the shared ``relu``'s
-    second call: its input is taken at ``bn2``, before the rectifier). An untraceable model
-    gives ``OwnConv(None, None, False)``.
+    ``nn.Conv2d`` module. Its input is named by the layer-name rule of
+    :mod:`artiphys.models.layers`: a plain path means a module's last call (a block-ending
+    call of ResNet's shared ``relu`` reads as the block), ``path@k`` another call (inside a
+    torchvision bottleneck, ``conv3`` reads ``relu@1``). An untraceable model gives
+    ``OwnConv(None, None, False)``.
     """
     spec = spec_with_aliases(model)
     ref = resolve_layer(spec, layer)
@@ -73,17 +84,17 @@ def own_conv(model: ModelSpec | torch.nn.Module, layer) -> OwnConv:
         traced = trace_geometry(spec)
     except GeometryError:
         return OwnConv(None, None, False)
-    path_of, paths_of, first_call = _call_tables(traced)
+    path_of, paths_of = _call_tables(traced)
     modules = dict(spec.module.named_modules())
-    nodes = traced.nodes_of(ref.name)
-    if not nodes:
+    node = traced.node_of_call(ref.path, ref.call)
+    if node is None:
         return OwnConv(None, None, False)
 
     def is_conv(n) -> bool:
         p = path_of.get(n)
         return p is not None and isinstance(modules.get(p), torch.nn.Conv2d)
 
-    node, crossed, seen = nodes[0], False, 0
+    crossed, seen = False, 0
     while node is not None and not is_conv(node) and seen < 1000:
         p = path_of.get(node)
         if p is not None and "pool" in type(modules.get(p)).__name__.lower():
@@ -96,7 +107,7 @@ def own_conv(model: ModelSpec | torch.nn.Module, layer) -> OwnConv:
     # node outside the conv's module path that a module's first call returns
     node = _tensor_input(node)
     while node is not None and node.op != "placeholder":
-        p = next((q for q in paths_of.get(node, ()) if first_call[q] is node), None)
+        p = _readable_path(traced, paths_of, node)
         if p is not None and p != conv_path and not p.startswith(conv_path + "."):
             return OwnConv(conv_path, p, crossed)
         node = _tensor_input(node)

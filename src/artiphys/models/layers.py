@@ -1,45 +1,110 @@
 """Layer addressing and the layer table.
 
-``resolve_layer`` turns a module path (``"features.3"``), paper alias (``"conv2"``) or
-module into a :class:`LayerRef`; ``list_layers`` lists every module output in execution
-order with its shape and receptive-field geometry (see ``receptive_field.py``).
+A *layer name* is one string (parsed here, at the edge; inside the library a layer is a
+:class:`LayerRef`)::
+
+    <module path or alias>[@<call>][:<view>]
+
+``features.3`` / ``conv2``
+    The output of that module; for a module that runs several times per forward pass
+    (ResNet's shared ``relu``) its **last** call: the call that ends the block, which is
+    what a recording of the module has always stored.
+``layer1.0.relu@0``
+    Call ``0`` (0-based, in execution order) of the module; ``@k`` of the last call is the
+    same tensor as the plain name.
+``features.3:linear``
+    The layer's linear output: its output before its own final rectifiers (for a fire
+    module the concatenated expand convolutions before their ReLUs; for a ResNet block the
+    sum ``out + identity`` before the last ReLU; see :mod:`artiphys.models.virtual`).
+
+``resolve_layer`` turns a name (or a module) into a :class:`LayerRef`; ``list_layers``
+lists every module output in execution order with its shape, receptive-field geometry
+and paper sublayer (see ``layer_table.py``, ``receptive_field.py``, ``sublayers.py``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import re
 from dataclasses import dataclass, replace
 
-import numpy as np
-import torch
 from torch import nn
 
 from artiphys.errors import UnknownLayerError, close_matches
 from artiphys.models.spec import ModelSpec, as_spec
 
+_ADDRESS = re.compile(r"^(?P<base>.+?)(?:@(?P<call>\d+))?(?::(?P<view>[A-Za-z_]\w*))?$")
+
 
 @dataclass(frozen=True)
 class LayerRef:
-    """A resolved layer: its module path (stable name), optional alias, and module."""
+    """A resolved layer.
+
+    Attributes
+    ----------
+    name : str
+        The layer's canonical name: module path plus the ``@call`` / ``:view`` suffixes it
+        was given with (``"layer1.0.relu@0"``, ``"features.3:linear"``).
+    module : nn.Module
+        The module at :attr:`path`.
+    alias : str or None
+        Paper alias of the module (``"conv2"``), if any.
+    call : int or None
+        Which call of the module (0-based); None: its last call (the rule for plain names).
+    view : str or None
+        None for the module's output; ``"linear"`` for its linear output.
+    """
 
     name: str
     module: nn.Module
     alias: str | None = None
+    call: int | None = None
+    view: str | None = None
+
+    @property
+    def path(self) -> str:
+        """The module path (``name`` without its ``@call`` / ``:view`` suffixes)."""
+        return _split_suffix(self.name)[0] if (self.call is not None or self.view) else self.name
+
+    @property
+    def suffix(self) -> str:
+        return (f"@{self.call}" if self.call is not None else "") + (
+            f":{self.view}" if self.view else "")
 
     @property
     def label(self) -> str:
-        """The alias when there is one, else the module path (used as the ``layer`` coord)."""
-        return self.alias or self.name
+        """The alias (with suffixes) when there is one, else the name; the ``layer`` coord."""
+        return self.alias + self.suffix if self.alias else self.name
+
+    @property
+    def is_plain(self) -> bool:
+        """True for a module's output at its last call (what a forward hook's last call sees)."""
+        return self.call is None and self.view is None
+
+
+def _split_suffix(name: str) -> tuple[str, int | None, str | None]:
+    m = _ADDRESS.match(name)
+    if m is None:
+        return name, None, None
+    call = m.group("call")
+    return m.group("base"), (int(call) if call is not None else None), m.group("view")
+
+
+def layer_name(path: str, call: int | None = None, view: str | None = None) -> str:
+    """The layer name of call ``call`` (None: the last) of module ``path``, with a view."""
+    return path + (f"@{call}" if call is not None else "") + (f":{view}" if view else "")
 
 
 def resolve_layer(model: ModelSpec | nn.Module, layer: str | LayerRef | nn.Module) -> LayerRef:
-    """Resolve a module path (``"features.3"``), alias (``"conv2"``) or module to a LayerRef.
+    """Resolve a layer name (module path, alias, with ``@call`` / ``:view``; see module doc)
+    or a module to a LayerRef.
 
     Raises
     ------
     UnknownLayerError
-        With the closest names listed, when the layer does not exist.
+        With the closest names listed, when the layer does not exist or the view is unknown.
     """
+    from artiphys.models.virtual import VIEWS
+
     spec = as_spec(model)
     if isinstance(layer, LayerRef):
         return layer
@@ -50,15 +115,31 @@ def resolve_layer(model: ModelSpec | nn.Module, layer: str | LayerRef | nn.Modul
             if mod is layer:
                 return LayerRef(path, mod, reverse.get(path))
         raise UnknownLayerError("the given module is not part of this model")
-    if layer in spec.aliases:
-        path = spec.aliases[layer]
-        return LayerRef(path, modules[path], layer)
-    if layer in modules and layer != "":
-        return LayerRef(layer, modules[layer], reverse.get(layer))
+    plain = _plain_ref(spec, modules, reverse, layer)
+    if plain is not None:
+        return plain
+    base, call, view = _split_suffix(str(layer))
+    ref = _plain_ref(spec, modules, reverse, base) if (call is not None or view) else None
+    if ref is not None:
+        if view is not None and view not in VIEWS:
+            raise UnknownLayerError(
+                f"layer {layer!r}: unknown view {view!r}; the views are "
+                f"{', '.join(':' + v for v in VIEWS)} (e.g. {ref.name}:linear)")
+        return LayerRef(layer_name(ref.name, call, view), ref.module, ref.alias, call, view)
     names = [n for n in modules if n] + list(spec.aliases)
     raise UnknownLayerError(
-        f"model {spec.name!r} has no layer {layer!r}.{close_matches(layer, names)} "
-        f"Run `artiphys layers {spec.name}` to list its layers.")
+        f"model {spec.name!r} has no layer {layer!r}.{close_matches(base, names)} "
+        f"Run `artiphys layers {spec.name}` to list its layers (a name may end in @CALL for "
+        "one call of a shared module, or :linear for the output before the rectifier).")
+
+
+def _plain_ref(spec: ModelSpec, modules: dict, reverse: dict, name: str) -> LayerRef | None:
+    if name in spec.aliases:
+        path = spec.aliases[name]
+        return LayerRef(path, modules[path], name)
+    if name in modules and name != "":
+        return LayerRef(name, modules[name], reverse.get(name))
+    return None
 
 
 def spec_with_aliases(model: ModelSpec | nn.Module) -> ModelSpec:
@@ -138,286 +219,12 @@ def default_aliases(module: nn.Module) -> dict[str, str]:
     return aliases
 
 
-# ---- the layer table --------------------------------------------------------------------
-
-@dataclass(frozen=True, eq=False)
-class LayerInfo:
-    """One row of the layer table: a module's output and its receptive-field geometry.
-
-    Attributes
-    ----------
-    name : str
-        Module path (stable name, resolvable with :func:`resolve_layer`). For a container
-        (a fire module, an Inception block, a ResNet block) the row is its returned tensor.
-    alias : str or None
-        Paper alias (``"conv1"``) where one applies.
-    kind : str
-        ``conv, relu, pool, norm, linear, softmax, dropout, flatten, concat, block, ...``.
-    shape : tuple of int
-        Output shape without batch: ``(C, H, W)`` or ``(C,)`` (``(H, W, C)`` for the
-        channels-last tensors inside ConvNeXt blocks).
-    units : int
-        Number of unique units (channels).
-    rf_size_px, stride_px, offset_px, is_spatial
-        As in :class:`artiphys.models.receptive_field.RFGeometry`.
-    call : int or None
-        For a module that runs several times per forward pass (a ResNet block's ``relu``),
-        which run this row is (0-based); None for modules that run once.
-    same_as : tuple of str
-        Other module paths whose output is this same tensor (``features`` for AlexNet's
-        ``features.12``; a ResNet block's last ``relu`` for the block).
-    note : str
-        Why the geometry is unknown, else ``""``.
-    """
-
-    name: str
-    alias: str | None
-    kind: str
-    shape: tuple[int, ...]
-    units: int
-    rf_size_px: int | tuple[int, int] | np.ndarray | None
-    stride_px: int | tuple[int, int] | None
-    offset_px: tuple[float, float] | np.ndarray | None
-    is_spatial: bool
-    call: int | None = None
-    same_as: tuple[str, ...] = ()
-    note: str = ""
-
-    @property
-    def label(self) -> str:
-        return self.alias or self.name
-
-    @property
-    def rf_size_range_px(self) -> tuple[int, int] | None:
-        """Smallest and largest RF side over channels (and axes)."""
-        if self.rf_size_px is None:
-            return None
-        values = np.asarray(self.rf_size_px)
-        return int(values.min()), int(values.max())
-
-    def to_dict(self) -> dict:
-        """JSON-able row: ``name, alias, kind, shape, units, rf_size, rf_size_min,
-        rf_size_max, stride, offset, is_spatial, call, same_as, note``; per-channel values as
-        lists. The per-feature centres of a flattened vector (one per unit of the map it was
-        flattened from) are left out (``offset`` None); ``layer_geometry`` has them."""
-        rng = self.rf_size_range_px
-        offset = self.offset_px
-        note = self.note
-        if isinstance(offset, np.ndarray) and not self.is_spatial:
-            offset = None
-            note = note or "RF centres differ by feature (a flattened map); see layer_geometry"
-        return {
-            "name": self.name,
-            "alias": self.alias,
-            "kind": self.kind,
-            "shape": list(self.shape),
-            "units": self.units,
-            "rf_size": _jsonable(self.rf_size_px),
-            "rf_size_min": rng[0] if rng else None,
-            "rf_size_max": rng[1] if rng else None,
-            "stride": _jsonable(self.stride_px),
-            "offset": _jsonable(offset),
-            "is_spatial": self.is_spatial,
-            "call": self.call,
-            "same_as": list(self.same_as),
-            "note": note,
-        }
-
-
-def _jsonable(v):
-    if v is None:
-        return None
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, (np.integer, int)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        return float(v)
-    return v
-
-
-def list_layers(model: ModelSpec | nn.Module, input_size_px: int | None = None) -> list[LayerInfo]:
-    """Every module output of the model in execution order, with its RF geometry.
-
-    Rows are the outputs of module calls found by tracing ``forward`` with torch.fx: every
-    leaf module (convs, ReLUs, pools, norms, linear, softmax, dropout, ...) and every
-    container whose output is made by a functional operation (the ``torch.cat`` of a fire
-    or Inception module, the ``relu(x + identity)`` of a ResNet block). Functional
-    operations themselves have no module path, so they get no row, but their effect on the
-    geometry is included.
-
-    Parameters
-    ----------
-    model : ModelSpec or nn.Module
-    input_size_px : int, optional
-        Side of the square input; default the model's preprocessing input size.
-
-    A model that torch.fx cannot trace (data-dependent control flow in ``forward``) is
-    listed by running it once with forward hooks on its leaf modules: names, kinds and
-    shapes, with the receptive fields left unknown (``None``, reason in ``note``).
-
-    Raises
-    ------
-    GeometryError
-        When the model does not run on an input of that size.
-    """
-    from artiphys.models.receptive_field import (
-        UntraceableModelError,
-        _kind_of_module,
-        _kind_of_node,
-        geometry_of_node,
-        trace_geometry,
-    )
-
-    spec = spec_with_aliases(model)
-    try:
-        traced = trace_geometry(spec, input_size_px)
-    except UntraceableModelError as exc:
-        return _list_layers_by_hooks(spec, input_size_px, str(exc))
-    reverse = {path: alias for alias, path in spec.aliases.items()}
-    modules = dict(spec.module.named_modules())
-    gm_modules = dict(traced.graph_module.named_modules())
-
-    counts = Counter(path for path, _ in traced.calls)
-    seen_index: Counter = Counter()
-    by_node: dict = {}
-    for path, node in traced.calls:
-        index = seen_index[path]
-        seen_index[path] += 1
-        if path:
-            by_node.setdefault(node, []).append((path, index))
-
-    rows = []
-    for node in traced.graph_module.graph.nodes:
-        if node not in by_node:
-            continue
-        candidates = by_node[node]
-        once = [c for c in candidates if counts[c[0]] == 1]
-        path, index = once[0] if once else candidates[0]
-        alias = reverse.get(path) or next((reverse[p] for p, _ in candidates if p in reverse), None)
-        geom = geometry_of_node(traced, node)
-        if not geom.out_shape:
-            continue
-        kind = _kind_of_node(node, gm_modules)
-        traced_through = not (node.op == "call_module" and node.target == path)
-        if traced_through and kind not in ("concat", "add", "mul"):
-            # a container (ResNet block) or a custom module (ConvNeXt's LayerNorm2d)
-            kind = "block" if list(modules[path].children()) else _kind_of_module(modules[path])
-        rows.append(LayerInfo(
-            name=path, alias=alias, kind=kind, shape=geom.out_shape, units=geom.chw[0],
-            rf_size_px=geom.rf_size_px, stride_px=geom.stride_px, offset_px=geom.offset_px,
-            is_spatial=geom.is_spatial, call=index if counts[path] > 1 else None,
-            same_as=tuple(dict.fromkeys(p for p, _ in candidates if p != path)), note=geom.note))
-    return rows
-
-
-def _list_layers_by_hooks(spec: ModelSpec, input_size_px: int | None, reason: str
-                          ) -> list[LayerInfo]:
-    """Fallback listing from one forward pass with hooks on leaf modules (no geometry)."""
-    from artiphys.models.receptive_field import _first_in_channels, _kind_of_module
-    from artiphys.models.spec import module_device
-
-    size = int(input_size_px or spec.preprocessing.input_size_px)
-    calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
-    handles = []
-
-    def recorder(path):
-        def hook(module, inputs, output):
-            if isinstance(output, torch.Tensor):
-                calls.append((path, module, tuple(output.shape[1:])))
-        return hook
-
-    device = module_device(spec.module)
-    try:
-        for path, module in spec.module.named_modules():
-            if path and not list(module.children()):
-                handles.append(module.register_forward_hook(recorder(path)))
-        with torch.no_grad():
-            spec.module(torch.zeros(1, _first_in_channels(spec.module), size, size, device=device))
-    finally:
-        for handle in handles:
-            handle.remove()
-    reverse = {path: alias for alias, path in spec.aliases.items()}
-    counts = Counter(path for path, _, _ in calls)
-    seen: Counter = Counter()
-    rows = []
-    for path, module, shape in calls:
-        index = seen[path]
-        seen[path] += 1
-        rows.append(LayerInfo(
-            name=path, alias=reverse.get(path), kind=_kind_of_module(module), shape=shape,
-            units=shape[0] if shape else 1, rf_size_px=None, stride_px=None, offset_px=None,
-            is_spatial=len(shape) == 3, call=index if counts[path] > 1 else None,
-            note=f"receptive field unknown: {reason}"))
-    return rows
-
-
-def closest_rf_layer(model: ModelSpec | nn.Module, rf_px: int, *,
-                     kinds: tuple[str, ...] = ("conv",),
-                     rows: list[LayerInfo] | None = None) -> LayerInfo:
-    """The spatial layer of ``kinds`` whose receptive field (largest side over channels) is
-    closest to ``rf_px``; the earliest on ties.
-
-    For comparing architectures at matching receptive-field size (Cadena et al. 2018: VGG-19
-    conv3_1, RF 24 px, vs ResNet-50 layers of comparable RF). ``rows``: a precomputed
-    :func:`list_layers` table of ``model``.
-    """
-    rows = rows if rows is not None else list_layers(model)
-    found = [r for r in rows if r.kind in kinds and r.is_spatial and r.rf_size_px is not None
-             and r.call in (None, 0)]
-    if not found:
-        raise UnknownLayerError(f"no spatial layer of kind {', '.join(kinds)} with a known "
-                                "receptive field; see `artiphys layers MODEL`")
-    return min(found, key=lambda r: abs(r.rf_size_range_px[1] - int(rf_px)))
-
-
-def select_layer_rows(model: ModelSpec | nn.Module, rows: list[LayerInfo], layer: str
-                      ) -> list[LayerInfo]:
-    """The rows of ``layer`` (module path or alias; several when the module runs more than
-    once). Raises UnknownLayerError, with close matches, for names the model does not have."""
-    ref = resolve_layer(spec_with_aliases(model), layer)
-    found = [r for r in rows if r.name == ref.name or ref.name in r.same_as]
-    if not found:
-        raise UnknownLayerError(f"layer {layer!r} ({ref.name}) produces no output of its own "
-                                "in the layer table; pick one of the listed layers")
-    return found
-
-
-def format_layer_table(rows: list[LayerInfo]) -> str:
-    """The layer table as aligned text (per-channel RF sizes shown as their distinct values)."""
-    header = ("name", "alias", "kind", "shape", "units", "rf_px", "stride_px", "centre0_px")
-    lines = [header]
-    for r in rows:
-        name = r.name if r.call is None else f"{r.name} (run {r.call + 1})"
-        lines.append((name, r.alias or "", r.kind, "x".join(map(str, r.shape)), str(r.units),
-                      _fmt_size(r.rf_size_px), _fmt_plain(r.stride_px) if r.is_spatial else "-",
-                      _fmt_offset(r.offset_px)))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
-                     for line in lines)
-
-
-def _fmt_plain(v) -> str:
-    if v is None:
-        return "?"
-    if isinstance(v, tuple):
-        return "x".join(str(int(x)) for x in v)
-    return str(int(v))
-
-
-def _fmt_size(v) -> str:
-    if isinstance(v, np.ndarray):
-        if v.ndim == 1:
-            return "/".join(str(int(x)) for x in np.unique(v))
-        return "/".join(f"{a}x{b}" for a, b in np.unique(v, axis=0))
-    return _fmt_plain(v)
-
-
-def _fmt_offset(v) -> str:
-    if v is None:
-        return "?"
-    if isinstance(v, np.ndarray):
-        return "per-channel"
-    return f"({v[0]:g}, {v[1]:g})"
+# the layer table (layer_table.py) and the paper sublayers (sublayers.py), importable here
+from artiphys.models.layer_table import (  # noqa: F401
+    LayerInfo,
+    closest_rf_layer,
+    format_layer_table,
+    list_layers,
+    select_layer_rows,
+)
+from artiphys.models.sublayers import first_sublayers, paper_sublayers  # noqa: F401

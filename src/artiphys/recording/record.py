@@ -198,7 +198,7 @@ def _session(spec: ModelSpec, refs: list[LayerRef], units, device) -> Iterator[_
     home = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
     was_training = module.training
-    capture = Capture(module, refs, units)
+    capture = Capture(module, refs, units, model=spec)
     try:
         module.eval()
         if home != device:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from artiphys.errors import ResponseError, UnknownUnitError
+from artiphys.models.units import map_center
 
 UNIT_MODES = ("center", "all")
 _NUMPY_DTYPES = (torch.float32, torch.float64, torch.float16)
@@ -71,7 +72,7 @@ class UnitSelector:
         self.spatial = spatial
         self.label = label
         C, H, W = shape
-        cy, cx = H // 2, W // 2
+        cy, cx = map_center(H, W)
         if isinstance(units, str):
             if units not in UNIT_MODES:
                 raise UnknownUnitError(
@@ -136,7 +137,8 @@ class UnitSelector:
                 return output.index_select(1, self._tensors(output.device)[0])
             return output.clone()
         if self.mode == "center":
-            return output[:, :, H // 2, W // 2].clone()
+            cy, cx = map_center(H, W)
+            return output[:, :, cy, cx].clone()
         if self.mode == "all":
             return output.reshape(n, C * H * W).clone()
         c, y, x = self._tensors(output.device)
@@ -148,7 +150,8 @@ class UnitSelector:
         if not self.spatial:
             return a[:, self.channel] if self.mode == "explicit" else np.array(a, order="C")
         if self.mode == "center":
-            return np.array(a[:, :, H // 2, W // 2], order="C")
+            cy, cx = map_center(H, W)
+            return np.array(a[:, :, cy, cx], order="C")
         if self.mode == "all":
             return np.array(a.reshape(n, C * H * W), order="C")
         return a[:, self.channel, self.y, self.x]  # fancy indexing copies

@@ -78,6 +78,7 @@ from artiphys.models.graph import feature_window, pre_rectifier_layer, preceding
 from artiphys.models.layers import resolve_layer
 from artiphys.models.receptive_field import GeometryError, layer_geometry
 from artiphys.models.spec import ModelSpec, as_spec, module_device
+from artiphys.models.units import map_center
 from artiphys.recording.hooks import forward_to_layers
 from artiphys.stimuli.patch_norm import default_natural_folder, natural_patch_norm
 from artiphys.synthesis.diverse_measures import (
@@ -224,7 +225,7 @@ def centre_unit(model: ModelSpec | torch.nn.Module, layer, size_px: int) -> tupl
     """Map position ``(y, x)`` of the unit of ``layer`` centred on a ``size_px`` image.
 
     From the analytic geometry (``offset + stride * (y, x)`` closest to the image centre)
-    where known, else the map centre ``(H // 2, W // 2)``; a model whose geometry cannot be
+    where known, else the map's centre unit (:func:`~artiphys.models.units.map_center`); a model whose geometry cannot be
     traced gets the map centre with a warning saying why.
     """
     spec = as_spec(model)
@@ -238,12 +239,12 @@ def centre_unit(model: ModelSpec | torch.nn.Module, layer, size_px: int) -> tupl
     try:
         geo = layer_geometry(spec, layer)  # offset and stride do not depend on the input size
     except GeometryError as exc:
+        centre = map_center(h, w)
         warnings.warn(f"centre unit of {resolve_layer(spec, layer).label}: no receptive-field "
-                      f"geometry ({exc}); using the map centre ({h // 2}, {w // 2})",
-                      stacklevel=2)
-        return h // 2, w // 2
+                      f"geometry ({exc}); using the map centre {centre}", stacklevel=2)
+        return centre
     if geo.offset_px is None or geo.stride_px is None:
-        return h // 2, w // 2
+        return map_center(h, w)
     off = np.asarray(geo.offset_px, dtype=float).reshape(-1, 2)[0]
     stride = np.broadcast_to(np.asarray(geo.stride_px, dtype=float), (2,))
     c = (size_px - 1) / 2
@@ -529,11 +530,6 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
                 None if feature_layer is None else resolve_layer(spec, feature_layer).label,
                 "distance": geometry["distance"], "size_px": size, "feature_window":
                 None if window is None else [[w.start, w.stop, w.step] for w in window],
-                "norm": target, "unit_yx": [cy, cx], "prior": prior_name(prior),
-                "batch_units": batches[0], "lambda_batch": batches[1], "steps_run": steps_run,
-                "reference_restart_steps": restart_steps, "seconds": seconds,
-                "model": spec.provenance()}
-    return sets_dataset(imgs, measured, units, recipe, settings)
 
 
 __all__ = ["DiverseRecipe", "TextureRecipe", "LoopRecipe", "PAPER_LAMBDAS", "PAPER_LR",

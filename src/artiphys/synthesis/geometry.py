@@ -1,10 +1,10 @@
 """Receptive-field geometry of a layer, as synthesis needs it.
 
 Uses ``artiphys.models.receptive_field.layer_geometry`` (analytic, shared); for layers it
-cannot analyse, it is measured from gradient support:
-the input pixels with a non-zero gradient of the centre unit (summed over channels, over
-eight random images) give the RF box; the shift of that box for the unit one step to the
-right and below gives the stride.
+cannot analyse, it is measured with the models' one empirical measurement
+(:mod:`artiphys.models.rf_empirical`): the gradient support of the centre unit (all
+channels, pooled over eight random inputs) gives the RF box; the layer's equivariance
+stride (else the shift of the box of the next unit) gives the stride.
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from artiphys.models.receptive_field import (
+    GeometryError,
+    equivariant_stride,
+    gradient_support_px,
+    layer_geometry,
+)
 from artiphys.models.spec import ModelSpec, as_spec, module_device
+from artiphys.models.units import map_center
 from artiphys.recording.hooks import forward_to_layers
 
 
@@ -46,24 +53,11 @@ class UnitGeometry:
                 int(np.floor(c[1] + self.stride_px * x - half + 0.5)), self.rf_size_px)
 
 
-def _support_box(grad: torch.Tensor) -> tuple[int, int, int, int] | None:
-    support = grad.abs().sum((0, 1)) > 0
-    rows = torch.nonzero(support.any(1)).flatten()
-    cols = torch.nonzero(support.any(0)).flatten()
-    if rows.numel() == 0:
-        return None
-    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
-
-
 def _from_shared(spec, layer, size) -> UnitGeometry | None:
     """Geometry from ``artiphys.models.receptive_field`` when it knows the layer."""
     try:
-        from artiphys.models.receptive_field import layer_geometry
-    except ImportError:
-        return None
-    try:
         geo = layer_geometry(spec, layer, input_size_px=size)
-    except NotImplementedError:
+    except GeometryError:  # the model cannot be traced: measure instead
         return None
     if not getattr(geo, "known", False):
         return None
@@ -92,28 +86,39 @@ def unit_geometry(model: ModelSpec | torch.nn.Module, layer, input_size_px: int 
 
 def measured_geometry(model: ModelSpec | torch.nn.Module, layer, input_size_px: int | None = None,
                       seed: int = 0) -> UnitGeometry:
-    """The geometry measured from gradient support (any differentiable model)."""
+    """The geometry measured on the model (any differentiable model; see module doc)."""
     spec = as_spec(model)
     size = int(input_size_px or spec.preprocessing.input_size_px)
-    g = torch.Generator().manual_seed(seed)
-    dev = module_device(spec.module)
-    x = torch.rand(8, 3, size, size, generator=g).to(dev).requires_grad_(True)
-    out = forward_to_layers(spec, spec.preprocessing.normalise(x), [layer])[layer]
+    x = torch.full((1, 3, size, size), 0.5, device=module_device(spec.module))
+    with torch.no_grad():
+        out = forward_to_layers(spec, spec.preprocessing.normalise(x), [layer])[layer]
     if out.ndim != 4:
         return UnitGeometry(size, size, np.zeros((1, 2)), (1, 1), False, size)
     h, w = out.shape[-2:]
-    cy, cx = (h - 1) // 2, (w - 1) // 2
-    (grad,) = torch.autograd.grad(out[:, :, cy, cx].sum(), x, retain_graph=True)
-    box = _support_box(grad)
-    if box is None:
+    cy, cx = map_center(h, w)
+    try:
+        r0, r1, c0, c1 = gradient_support_px(spec, layer, None, cy, cx, input_size_px=size,
+                                             seed=seed, n_images=8)
+    except GeometryError:  # silent for every random input: assume the whole image
         return UnitGeometry(size, size, np.full((1, 2), (size - 1) / 2), (h, w), True, size)
-    r0, r1, c0, c1 = box
     rf = max(r1 - r0 + 1, c1 - c0 + 1)
-    stride = 1
-    if cy + 1 < h and cx + 1 < w:
-        (g2,) = torch.autograd.grad(out[:, :, cy + 1, cx + 1].sum(), x)
-        b2 = _support_box(g2)
-        if b2 is not None:
-            stride = max(1, round(((b2[0] + b2[1]) - (r0 + r1)) / 2))
+    stride = equivariant_stride(spec, layer, axis="x", input_size_px=size, seed=seed)
+    if stride is None:
+        stride = _neighbour_shift(spec, layer, size, seed, (h, w), (cy, cx), (r0 + r1, c0 + c1))
     center = np.array([[(r0 + r1) / 2 - stride * cy, (c0 + c1) / 2 - stride * cx]])
     return UnitGeometry(int(rf), int(stride), center, (h, w), True, size)
+
+
+def _neighbour_shift(spec, layer, size, seed, hw, yx, centre2) -> int:
+    """Stride from the shift of the support box between the centre unit and the next one
+    diagonally (1 when the map has a single unit or the neighbour is silent)."""
+    (h, w), (cy, cx) = hw, yx
+    if h == 1 or w == 1:
+        return 1
+    ny, nx = (cy + 1 if cy + 1 < h else cy - 1), (cx + 1 if cx + 1 < w else cx - 1)
+    try:
+        b = gradient_support_px(spec, layer, None, ny, nx, input_size_px=size, seed=seed,
+                                n_images=8)
+    except GeometryError:
+        return 1
+    return max(1, round(abs((b[0] + b[1]) - centre2[0]) / 2))

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 import xarray as xr
 
+from artiphys.models.units import map_center
 from artiphys.models.spec import as_spec, module_device
 from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.loop import LoopRecipe, channel_mean, loop_settings
@@ -134,8 +135,8 @@ def _texture_objective(layer, chans: torch.Tensor, yx, n_units: int, crops: int)
     def fn(acts):
         a = acts[layer]
         if a.shape[0] != n_units * crops:  # the loop's final check on whole textures: centre
-            h, w = a.shape[-2:]
-            return a[torch.arange(n_units, device=a.device), chans.to(a.device), h // 2, w // 2]
+            cy, cx = map_center(*a.shape[-2:])
+            return a[torch.arange(n_units, device=a.device), chans.to(a.device), cy, cx]
         act = a[torch.arange(a.shape[0], device=a.device), ch_rep.to(a.device), yx[0], yx[1]]
         return act.view(n_units, crops).mean(1)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from artiphys.errors import ArtiphysError, UnknownUnitError
+from artiphys.models.units import map_center
 
 Activations = dict  # layer key -> Tensor (n, C, H, W) or (n, C)
 ScoreFn = Callable[[Activations], torch.Tensor]
@@ -104,7 +105,8 @@ def _key_name(layer) -> str:
 
 
 def _center(size: int) -> int:
-    return (size - 1) // 2
+    """Centre index along one side of a map (:func:`artiphys.models.units.map_center`)."""
+    return map_center(size, 1)[0]
 
 
 def _check_channel(act: torch.Tensor, layer, c: int) -> None:
@@ -159,7 +161,8 @@ def _gathered(objectives: list[Objective]):
 def unit(layer, channel: int, y: int | None = None, x: int | None = None) -> Objective:
     """Activation of one unit: channel ``channel`` at map position ``(y, x)``.
 
-    ``y``/``x`` default to the centre of the map, ``((H - 1) // 2, (W - 1) // 2)``, read on
+    ``y``/``x`` default to the centre unit of the map, ``map_center(H, W) = (H // 2, W // 2)``
+    (the unit ``record(..., units="center")`` records), read on
     the map the image actually produces (so it stays the centre unit after jitter crops).
     For non-spatial layers ``(n, C)`` position is ignored.
     """

@@ -34,6 +34,7 @@ from torch import nn
 from artiphys.errors import ArtiphysError
 from artiphys.models.layers import resolve_layer
 from artiphys.models.spec import ModelSpec, as_spec, module_device
+from artiphys.models.units import map_center
 from artiphys.stimuli.base import StimulusSet, to_model_input
 from artiphys.stimuli.natural import images as natural_images
 from artiphys.synthesis.geometry import UnitGeometry, unit_geometry
@@ -122,7 +123,8 @@ def stream_top_k(model: ModelSpec | nn.Module, stimuli: StimulusSet, layer,
             stim = torch.arange(sl.start, sl.stop).expand(n_units, -1)
             for s, largest in enumerate((True, False)):
                 if position == "center":
-                    j = torch.full((b, n_units), ((h - 1) // 2) * w + (w - 1) // 2)
+                    cy, cx = map_center(h, w)
+                    j = torch.full((b, n_units), cy * w + cx)
                     v = flat.gather(2, j[..., None])[..., 0]
                 else:
                     v, j = (flat.max(2) if largest else flat.min(2))

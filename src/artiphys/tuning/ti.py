@@ -29,6 +29,9 @@ import torch
 import xarray as xr
 
 from artiphys.errors import ResponseError
+from artiphys.models.receptive_field import (GeometryError, equivariant_stride,
+                                             gradient_support_px)
+from artiphys.models.units import map_center
 from artiphys.recording.hooks import forward_to_layers
 from artiphys.stimuli.base import resize_to_input
 from artiphys.tuning._arrays import FLAG_ATTRS, FLAG_CONSTANT, FLAG_NONFINITE
@@ -171,8 +174,9 @@ class _OutOfMap(Exception):
     """A unit to read lies this many units outside the layer's output map."""
 
 
-def _layer_output(module: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Output of ``layer`` for input ``x``; the forward pass stops there. Hook removed."""
+def _layer_output(module, layer, x: torch.Tensor) -> torch.Tensor:
+    """Output of ``layer`` (a LayerRef: ``@call`` / ``:linear`` kept) of ``module`` (a ModelSpec
+    or module) for input ``x``; the forward pass stops there. Hook removed."""
     with torch.no_grad():
         return forward_to_layers(module, x, [layer])[layer].detach()
 
@@ -190,59 +194,24 @@ def _shift(images: torch.Tensor, d: int, axis: str, fill: torch.Tensor) -> torch
 
 
 def _equivariant_stride(module, layer, size: int, axis: str, device) -> int | None:
-    """The layer's cumulative stride along ``axis`` if it is translation-equivariant, else None.
-
-    Found empirically: the output grows by ``delta / stride`` units when the input grows by
-    ``delta`` px, and shifting a random input by one stride shifts the output by one unit.
-    """
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn((1, 3, size, size), generator=g).to(device)
-    out = _layer_output(module, layer, x)
-    if out.ndim != 4:
-        return None
-    dim = 3 if axis == "x" else 2
-    for delta in (96, 480):  # 96 = 2^5 * 3; 480 adds strides of 5, 10, 15...
-        wide = torch.randn((1, 3, size, size + delta) if axis == "x"
-                           else (1, 3, size + delta, size), generator=g).to(device)
-        out_wide = _layer_output(module, layer, wide)
-        grow = out_wide.shape[dim] - out.shape[dim] if out_wide.ndim == 4 else 0
-        if grow > 0 and delta % grow == 0:
-            break
-    else:
-        return None
-    stride = delta // grow
-    if stride > size // 2:
-        return None
-    shifted = _layer_output(module, layer, torch.roll(wide, stride, dims=dim))
-    # compare central units only: RFs of units near the ends reach the borders, and the
-    # rolled-in columns
-    n = out_wide.shape[dim]
-    width = max(1, n // 8)
-    a = out_wide.narrow(dim, n // 2 - width, 2 * width)
-    b = shifted.narrow(dim, n // 2 - width + 1, 2 * width)
-    scale = float(a.abs().max()) or 1.0
-    if float((a - b).abs().max()) > 1e-4 * scale:
-        return None
-    return stride
+    """The layer's cumulative stride along ``axis`` if it is translation-equivariant, else None
+    (:func:`artiphys.models.receptive_field.equivariant_stride`; ``module`` is on ``device``)."""
+    return equivariant_stride(module, layer, axis=axis, input_size_px=size)
 
 
 def _rf_margins_px(module, layer, size: int, yx, device) -> tuple[int, int]:
     """Pixels between the image borders and the RF of the units at ``yx``: ``(y, x)``.
 
-    From the support of the gradient of the units' summed |output| over a few random
-    images (max pooling routes each gradient through one input, so several are pooled).
+    From the models' empirical RF (:func:`artiphys.models.receptive_field.gradient_support_px`:
+    every channel's gradient support, pooled over three random images, since max pooling
+    routes each gradient through one input); 0 when the units are silent for all three.
     """
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn((3, 3, size, size), generator=g).to(device).requires_grad_(True)
-    with torch.enable_grad():
-        out = forward_to_layers(module, x, [layer])[layer]
-        (grad,) = torch.autograd.grad(out[:, :, yx[0], yx[1]].abs().sum(), x)
-    margins = []
-    for axis_dims in ((0, 1, 3), (0, 1, 2)):  # rows, then columns
-        idx = torch.nonzero(grad.abs().sum(dim=axis_dims) > 0).flatten()
-        margins.append(0 if idx.numel() == 0 else
-                       int(min(int(idx.min()), size - 1 - int(idx.max()))))
-    return margins[0], margins[1]
+    try:
+        y0, y1, x0, x1 = gradient_support_px(module, layer, None, yx[0], yx[1],
+                                             input_size_px=size, seed=1, n_images=3)
+    except GeometryError:
+        return 0, 0
+    return min(y0, size - 1 - y1), min(x0, size - 1 - x1)
 
 
 def _prepare_images(images, preprocessing) -> torch.Tensor:
@@ -307,15 +276,15 @@ def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, backgrou
             .expand(len(imgs), 3, 1, 1))
 
     def run(batch):
-        return _layer_output(module, ref.module, spec.preprocessing.normalise(batch.to(dev)))
+        return _layer_output(spec, ref, spec.preprocessing.normalise(batch.to(dev)))
 
     probe = run(imgs[:1])
     spatial = probe.ndim == 4
     if spatial:
-        yx = unit_yx or (probe.shape[2] // 2, probe.shape[3] // 2)
+        yx = unit_yx or map_center(probe.shape[2], probe.shape[3])
     else:
         yx = None
-    stride = _equivariant_stride(module, ref.module, size, axis, dev) if method != "brute" else None
+    stride = _equivariant_stride(spec, ref, size, axis, dev) if method != "brute" else None
     if method == "equivariant" and stride is None:
         raise ResponseError(f"layer {ref.label!r} is not translation-equivariant along {axis} "
                             "(fully connected or global pooling); use method='brute' or 'auto'")
@@ -354,9 +323,9 @@ def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, backgrou
         if rf_size_px is not None:
             m_y = m_x = max(0, (size - int(np.max(rf_size_px))) // 2)
         else:
-            m_y, m_x = _rf_margins_px(module, ref.module, size, yx, dev)
+            m_y, m_x = _rf_margins_px(spec, ref, size, yx, dev)
         other = "y" if axis == "x" else "x"
-        stride_o = _equivariant_stride(module, ref.module, size, other, dev)
+        stride_o = _equivariant_stride(spec, ref, size, other, dev)
         margin_o = m_y if axis == "x" else m_x
         crop = (max(0, margin_o - stride_o) // stride_o) * stride_o if stride_o else 0
         moved = crop // stride_o if crop else 0  # the unit's index on the cropped map
