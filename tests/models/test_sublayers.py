@@ -22,7 +22,8 @@ from artiphys.models.sublayers import (
     paper_sublayers,
 )
 from artiphys.models.taps import forward_to_layers
-from artiphys.recording import hooks_left, load_responses, record, record_to_store
+from artiphys.experiments.record import load_responses, record_to_store
+from artiphys.recording import hooks_left, record
 
 
 def _spec(name: str, size: int, **kwargs) -> ModelSpec:

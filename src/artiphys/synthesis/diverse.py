@@ -225,7 +225,8 @@ def centre_unit(model: ModelSpec | torch.nn.Module, layer, size_px: int) -> tupl
     """Map position ``(y, x)`` of the unit of ``layer`` centred on a ``size_px`` image.
 
     From the analytic geometry (``offset + stride * (y, x)`` closest to the image centre)
-    where known, else the map's centre unit (:func:`~artiphys.models.units.map_center`); a model whose geometry cannot be
+    where known, else the map's centre unit (:func:`~artiphys.models.units.map_center`); a
+    model whose geometry cannot be
     traced gets the map centre with a warning saying why.
     """
     spec = as_spec(model)
@@ -530,6 +531,11 @@ def diverse_sets(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
                 None if feature_layer is None else resolve_layer(spec, feature_layer).label,
                 "distance": geometry["distance"], "size_px": size, "feature_window":
                 None if window is None else [[w.start, w.stop, w.step] for w in window],
+                "norm": target, "unit_yx": [cy, cx], "prior": prior_name(prior),
+                "batch_units": batches[0], "lambda_batch": batches[1], "steps_run": steps_run,
+                "reference_restart_steps": restart_steps, "seconds": seconds,
+                "model": spec.provenance()}
+    return sets_dataset(imgs, measured, units, recipe, settings)
 
 
 __all__ = ["DiverseRecipe", "TextureRecipe", "LoopRecipe", "PAPER_LAMBDAS", "PAPER_LR",

@@ -267,7 +267,7 @@ def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
 
 def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, background, batch_size,
            rf_size_px) -> xr.Dataset:
-    module = spec.module.to(dev).eval()
+    spec.module.to(dev).eval()
     pos = np.asarray(position_sweep() if positions_px is None else positions_px, int)
     imgs = _prepare_images(images, spec.preprocessing)
     size = imgs.shape[-1]
