@@ -24,7 +24,7 @@ from artiphys.tuning.apc import fit_apc
 
 def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
     out = tmp_path / "char"
-    args = ["characterize", "neuromatch_conv", "--layers", "conv,relu",
+    args = ["characterize", "neuromatch_conv", "--synthesis", "none", "--layers", "conv,relu",
             "--tests", "apc,ti,sparsity",
             "--controls", "shuffle,untrained", "--ti-extent", "8", "--ti-axes", "x,y",
             "--reference", str(reference_dir / "v4_apc_fits_pc2001_109cells.csv"),
@@ -60,7 +60,7 @@ def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
 
 def test_resume_after_a_changed_setting_recomputes_only_its_steps(tmp_path):
     out = tmp_path / "char"
-    args = ["characterize", "neuromatch_conv", "--layers", "relu", "--tests", "apc,ti",
+    args = ["characterize", "neuromatch_conv", "--synthesis", "none", "--layers", "relu", "--tests", "apc,ti",
             "--controls", "shuffle", "--ti-extent", "8", "--out", str(out)]
     assert CliRunner().invoke(main, args).exit_code == 0
     log_before = (out / "run.log").read_text()
@@ -82,7 +82,7 @@ def test_resume_after_a_changed_setting_recomputes_only_its_steps(tmp_path):
 
 
 def test_dump_config_then_config_reproduces_the_run(tmp_path):
-    args = ["characterize", "neuromatch_conv", "--layers", "relu", "--tests", "apc,sparsity",
+    args = ["characterize", "neuromatch_conv", "--synthesis", "none", "--layers", "relu", "--tests", "apc,sparsity",
             "--controls", "shuffle"]
     dumped = CliRunner().invoke(main, args + ["--dump-config"])
     assert dumped.exit_code == 0 and 'experiment = "characterize"' in dumped.output
@@ -107,7 +107,7 @@ def test_dump_config_then_config_reproduces_the_run(tmp_path):
     (["--kurtosis-filter", "abc"], "kurtosis-filter"),
 ])
 def test_characterize_bad_settings_are_one_line_errors(tmp_path, bad, message):
-    res = CliRunner().invoke(main, ["characterize", "neuromatch_conv", "--layers", "relu",
+    res = CliRunner().invoke(main, ["characterize", "neuromatch_conv", "--synthesis", "none", "--layers", "relu",
                                     *bad, "--out", str(tmp_path / "x")])
     assert res.exit_code == 2, res.output
     assert message in res.output and "Traceback" not in res.output
@@ -129,7 +129,7 @@ def test_unknown_config_key_is_named(tmp_path):
 
 def test_natural_without_images_is_skipped_and_said(tmp_path, monkeypatch):
     monkeypatch.delenv("ARTIPHYS_NATURAL_IMAGES", raising=False)
-    res = CliRunner().invoke(main, ["characterize", "neuromatch_conv", "--layers", "relu",
+    res = CliRunner().invoke(main, ["characterize", "neuromatch_conv", "--synthesis", "none", "--layers", "relu",
                                     "--tests", "apc,natural", "--controls", "",
                                     "--out", str(tmp_path / "n")])
     assert res.exit_code == 0, res.output

@@ -111,9 +111,14 @@ def run_examples(battery) -> None:
             continue
         s.progress.step(f"{spec.condition} {ref.label}: visualising {len(units)} unit(s)")
         _maximal_images(battery, ref, units)
-        _diverse(battery, ref, [e["channel"] for e in chosen["layers"].get(ref.label, [])])
+        if cfg.images_dir is not None:
+            _diverse(battery, ref, [e["channel"] for e in chosen["layers"].get(ref.label, [])])
         if "natural" in battery.tests:
             _top_patches(battery, ref, units)
+    if cfg.images_dir is None:
+        battery.skipped.append("diverse sets and top/bottom patches of the example units: "
+                               "they need natural images (the image norm, the patches); "
+                               "pass --images DIR or set ARTIPHYS_NATURAL_IMAGES")
 
 
 def _unit_meta(units):
