@@ -27,14 +27,16 @@ def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
         assert key in rows["trained"] and key in rows["untrained"]
     assert rows["trained"]["n_units"] == 6 and "apc_r_median" in rows["shuffle"]
     assert "ti_y_median" in rows["trained"] and "ti_xy_r" in rows["trained"]
-    assert rows["shuffle"]["ti_median"] < rows["trained"]["ti_median"]
+    # the 32 px shapes never fit the 7 px RF of neuromatch_conv: TI is undefined (the
+    # stimulus-in-RF window, issue 12); a shape size per layer's RF is for the battery config
+    assert rows["trained"]["ti_median"] is None and rows["shuffle"]["ti_median"] is None
     assert 0 <= rows["trained"]["ks_vs_reference"] <= 1
     # both layers were fit in one stacked call and split back with their own unit coords
     conv = xr.open_dataset(out / "trained" / "conv.apc.nc")
     assert conv.layer.values.tolist() == ["conv"] * 6
     assert conv.channel.values.tolist() == list(range(6))
     assert summary["layers"]["conv"]["trained"]["n_units"] == 6
-    assert rows["trained"]["distance_to_ideal_median"] > 0
+    assert rows["trained"]["distance_to_ideal_median"] is None  # needs TI (see above)
     apc = xr.open_dataset(out / "trained" / "relu.apc.nc")
     assert set(apc.data_vars) >= {"r", "mu_a_deg", "sigma_a_deg", "mu_c", "sigma_c", "flags"}
     stamp = (out / "trained" / "relu.ti.nc").stat().st_mtime_ns
