@@ -93,8 +93,8 @@ def test_alexnet_conv1_to_fc6_in_one_sweep_equals_the_per_layer_sweeps():
     torch.manual_seed(0)
     spec = ModelSpec("alexnet-untrained", alexnet().eval(), Preprocessing(227),
                      condition="untrained")
-    imgs = _shapes(n=4, size=227, width=32)
-    pos = position_sweep(2, 24)
+    imgs = _shapes(n=2, size=227, width=32)
+    pos = position_sweep(2, 10)  # 11 positions, 11 of pool5's 16 phases
     layers = ["features.0", "features.2", "features.3", "features.5", "features.6",
               "features.8", "features.10", "features.12", "classifier.1"]
     multi = sweep_layers(spec, imgs, layers, pos, device="cpu", check_rf=False)
@@ -109,8 +109,8 @@ def test_squeezenet_fire_layers_in_one_sweep_equal_the_per_layer_sweeps():
     torch.manual_seed(0)
     spec = ModelSpec("squeezenet-untrained", squeezenet1_0().eval(), Preprocessing(224),
                      condition="untrained")
-    imgs = _shapes(n=4, size=224, width=24)
-    pos = position_sweep(2, 16)
+    imgs = _shapes(n=2, size=224, width=24)
+    pos = position_sweep(2, 12)
     layers = ["features.3", "features.7.expand3x3", "features.7", "features.12"]
     multi = sweep_layers(spec, imgs, layers, pos, axis="y", device="cpu", check_rf=False)
     assert all(multi[la].attrs["method"] == "equivariant" for la in layers)

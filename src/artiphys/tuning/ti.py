@@ -243,6 +243,7 @@ def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, backgrou
     chunks = []
     crop_px = 0
     self_check = "not needed"
+
     def brute():
         resp = []
         for d in pos:

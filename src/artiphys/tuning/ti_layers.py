@@ -41,7 +41,6 @@ import xarray as xr
 from artiphys.errors import ArtiphysError, ResponseError
 from artiphys.recording.hooks import Capture
 from artiphys.tuning.ti import (
-    _equivariant_stride,
     _prepare_images,
     _rf_margins_px,
     _shift,
@@ -108,8 +107,11 @@ def sweep_layers(model, images, layers, positions_px=None, *, axis: str = "x",
     -------
     dict label -> Dataset as :func:`~artiphys.tuning.ti.sweep_responses` returns it, with
     extra attrs ``shift_px`` (``T_L``, ``(y, x)``), ``stimulus_offset_px`` (shapes minus RF
-    centre after the move), ``canvas_across_px`` and ``sweep_image_equivalents`` (every
-    forward pass of the whole call in model-input images, the same for all layers).
+    centre after the move), ``canvas_across_px``, ``brute_reason`` and
+    ``sweep_image_equivalents`` (the whole call's sweep passes - probe, phase passes,
+    self-check, brute force, blank - in model-input images, the same for every layer; the
+    equivariance checks of ``_equivariant_stride`` come on top, about 3-6 images a layer
+    and axis, each stopped at its layer).
     """
     from artiphys.models.layers import resolve_layer
     from artiphys.models.spec import as_spec, default_device
@@ -135,8 +137,11 @@ def sweep_layers(model, images, layers, positions_px=None, *, axis: str = "x",
                 .expand(len(imgs), 3, 1, 1))
         center = _images_center(images, imgs.shape[-1], center_px)
         probe = run.capture(refs, "center", 1, lambda i, j: imgs[i:j])  # every layer runs
-        plans = [_plan_layer(spec, run, r, int(probe[r.label].shape[1]), imgs.shape[-1], center,
-                             axis, method) for r in refs]
+        size = imgs.shape[-1]
+        strides = ({} if method == "brute" else
+                   {ax: _equivariant_strides(spec, refs, size, ax, dev) for ax in ("y", "x")})
+        plans = [_plan_layer(spec, r, int(probe[r.label].shape[1]), size, center, axis, method,
+                             strides) for r in refs]
         return _sweep_all(spec, run, plans, imgs, fill, pos, axis, check_rf)
     finally:
         spec.module.to(home)
@@ -179,7 +184,7 @@ def _images_center(images, size: int, center_px) -> tuple[float, float]:
     return (size - 1) / 2, (size - 1) / 2
 
 
-def _plan_layer(spec, run, ref, n_units: int, size: int, center, axis, method) -> _Layer:
+def _plan_layer(spec, ref, n_units: int, size: int, center, axis, method, strides) -> _Layer:
     """Geometry, the move ``T`` onto the centre unit and whether the layer is equivariant."""
     from artiphys.models.receptive_field import layer_geometry, unit_center_px
 
@@ -213,13 +218,59 @@ def _plan_layer(spec, run, ref, n_units: int, size: int, center, axis, method) -
     elif box.min() < 0 or box[1] > size - 1 or box[3] > size - 1:
         layer.brute = "the centre unit's RF reaches past the image border"
     else:
-        other = "y" if axis == "x" else "x"
-        found = (_equivariant_stride(spec.module, ref.module, size, axis, run.dev),
-                 _equivariant_stride(spec.module, ref.module, size, other, run.dev))
-        want = (stride[1], stride[0]) if axis == "x" else stride
-        if found != tuple(want):
-            layer.brute = f"not translation-equivariant (strides {found}, geometry {want})"
+        found = (strides["y"][ref.label], strides["x"][ref.label])
+        if found != tuple(stride):
+            layer.brute = (f"not translation-equivariant (strides (y, x) {found}, geometry "
+                           f"{tuple(stride)})")
     return _finish_spatial(layer, method)
+
+
+def _equivariant_strides(spec, refs, size: int, axis: str, dev) -> dict:
+    """Per label, the layer's cumulative stride along ``axis`` if it is translation-
+    equivariant, else None: the test of :func:`artiphys.tuning.ti._equivariant_stride`
+    for all layers from the same forward passes (one at ``size``, one or two wider, one
+    shifted by each stride found).
+    """
+    from artiphys.recording.hooks import forward_to_layers
+
+    def outputs(x, which):
+        with torch.no_grad():
+            return forward_to_layers(spec, x.to(dev), [r.module for r in which])
+
+    g = torch.Generator().manual_seed(0)
+    dim = 3 if axis == "x" else 2
+    base = outputs(torch.randn((1, 3, size, size), generator=g), refs)
+    todo = [r for r in refs if base[r.module].ndim == 4]
+    found: dict = {r.label: None for r in refs}
+    wide_of: dict = {}
+    for delta in (96, 480):  # 96 = 2^5 * 3; 480 adds strides of 5, 10, 15...
+        if not todo:
+            break
+        wide = torch.randn((1, 3, size, size + delta) if axis == "x"
+                           else (1, 3, size + delta, size), generator=g)
+        outs = outputs(wide, todo)
+        for r in list(todo):
+            grow = outs[r.module].shape[dim] - base[r.module].shape[dim]
+            if grow > 0 and delta % grow == 0 and delta // grow <= size // 2:
+                wide_of[r.label] = (wide, outs[r.module], delta // grow)
+                todo.remove(r)
+    by_shift: dict = {}
+    for r in refs:
+        if r.label in wide_of:
+            wide, _, stride = wide_of[r.label]
+            by_shift.setdefault((id(wide), stride), (wide, stride, []))[2].append(r)
+    for wide, stride, group in by_shift.values():
+        shifted = outputs(torch.roll(wide, stride, dims=dim), group)
+        for r in group:
+            a = wide_of[r.label][1]
+            n = a.shape[dim]
+            width = max(1, n // 8)  # central units: the ends see the borders, rolled columns
+            a = a.narrow(dim, n // 2 - width, 2 * width)
+            b = shifted[r.module].narrow(dim, n // 2 - width + 1, 2 * width)
+            scale = float(a.abs().max()) or 1.0
+            if float((a - b).abs().max()) <= 1e-4 * scale:
+                found[r.label] = stride
+    return found
 
 
 def _finish(ref, n_units, yx, why, method) -> _Layer:
