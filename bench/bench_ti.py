@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from artiphys.models.spec import ModelSpec, Preprocessing  # noqa: E402
-from artiphys.tuning.ti import position_sweep, sweep_responses  # noqa: E402
-from artiphys.tuning.ti_layers import _moved, sweep_layers  # noqa: E402
+from artiphys.models.spec import ModelSpec, Preprocessing
+from artiphys.tuning.ti import position_sweep, sweep_responses
+from artiphys.tuning.ti_layers import _moved, sweep_layers
 
 LAYERS = {"conv1": "features.0", "conv2": "features.3", "conv3": "features.6",
           "conv4": "features.8", "conv5": "features.10"}

@@ -196,6 +196,23 @@ def test_a_unit_whose_rf_is_narrower_than_the_stimulus_gets_nan_and_the_flag():
     assert ti_summary(ds)["undefined"] == {"rf_smaller_than_stimulus": 1}
 
 
+def test_recorded_sweeps_take_the_window_from_the_models_geometry():
+    """The box unit recorded on a shapes_sweep: the 8 px shapes' union (10.5 px, from the
+    boundaries) around x = 31.5 fits the RF (columns 22..42) at d = -4..4."""
+    from artiphys.recording.record import record
+    from artiphys.stimuli.shapes import shapes_sweep
+    from artiphys.tuning.ti import ti_from_recorded
+
+    spec = _box_spec(21)
+    stim = shapes_sweep(step_px=2, extent_px=12, size_px=8, canvas_px=64, unique=False)
+    da = record(spec, stim, ["0"], device="cpu")["0"]
+    ds = ti_from_recorded(da, model=spec)
+    assert ds.attrs["window"] == "rf" and int(ds.n_in_rf[0]) == 5
+    lo, hi = ds.attrs["stimulus_extent_px"]
+    assert (lo + hi) / 2 == pytest.approx(31.5) and hi - lo == pytest.approx(42.17 / 4, abs=0.01)
+    assert float(ds.ti[0]) == pytest.approx(1.0, abs=1e-6)
+
+
 @pytest.mark.parametrize("layer", ["features.0", "features.2", "features.4"])
 @pytest.mark.parametrize("axis", ["x", "y"])
 def test_equivariant_and_brute_force_agree_on_conv_layers(layer, axis):

@@ -169,7 +169,7 @@ def _plan(label, spec, size_px, rf, center, size, pos, axis, scale) -> ShapeSize
     first, last = c + pos.min() + lo, c + pos.max() + hi  # the stimulus's reach over the sweep
     fits = bool(first >= -0.5 - 1e-9 and last <= size - 0.5 + 1e-9)
     off_centre = abs(c - (size - 1) / 2)
-    needed = int(math.ceil(hi - lo + np.ptp(pos) + 2 * off_centre - 1e-9))
+    needed = math.ceil(hi - lo + np.ptp(pos) + 2 * off_centre - 1e-9)
     n_in = None
     notes = []
     if rf is not None:
@@ -182,8 +182,8 @@ def _plan(label, spec, size_px, rf, center, size, pos, axis, scale) -> ShapeSize
         notes.append(f"the sweep needs a {needed} px input (stimulus {hi - lo:.0f} px + sweep "
                      f"{np.ptp(pos):.0f} px) and the model's is {size} px: use smaller shapes, "
                      "a shorter sweep or a larger input size")
-    rf_size = None if rf is None else (int(round(float(np.min(rf[:, 1] - rf[:, 0])))),
-                                       int(round(float(np.max(rf[:, 1] - rf[:, 0])))))
+    rf_size = None if rf is None else (round(float(np.min(rf[:, 1] - rf[:, 0]))),
+                                       round(float(np.max(rf[:, 1] - rf[:, 0]))))
     return ShapeSize(label, spec, float(size_px), rf_size, (float(lo), float(hi)),
                      (float(center[0]), float(center[1])), size, needed, fits, n_in,
                      "; ".join(notes))

@@ -443,9 +443,9 @@ def ti_from_sweep(sweep: xr.Dataset, *, window: str = "rf", stimulus_width_px: f
                 "older artiphys); recompute it with sweep_responses, or pass window='responsive'")
         rf = np.stack([sweep["rf_start_px"].values, sweep["rf_end_px"].values], axis=1)
     out = ti_metric(resp, sweep.position_px.values, blank=sweep.blank.values, rf_bounds_px=rf,
-                    stimulus_extent_px=extent if window == "rf" else None,
-                    stimulus_width_px=(stimulus_width_px if window != "rf" or extent is None
-                                       else None), window=window)
+                    stimulus_extent_px=extent,
+                    stimulus_width_px=stimulus_width_px if extent is None else None,
+                    window=window)
     out.attrs.update({k: v for k, v in sweep.attrs.items() if k not in out.attrs})
     if shuffle_seed is not None:
         out.attrs.update(control="shuffle", shuffled_seed=int(shuffle_seed))

@@ -108,10 +108,9 @@ def sweep_layers(model, images, layers, positions_px=None, *, axis: str = "x",
     dict label -> Dataset as :func:`~artiphys.tuning.ti.sweep_responses` returns it, with
     extra attrs ``shift_px`` (``T_L``, ``(y, x)``), ``stimulus_offset_px`` (shapes minus RF
     centre after the move), ``canvas_across_px``, ``brute_reason`` and
-    ``sweep_image_equivalents`` (the whole call's sweep passes - probe, phase passes,
-    self-check, brute force, blank - in model-input images, the same for every layer; the
-    equivariance checks of ``_equivariant_stride`` come on top, about 3-6 images a layer
-    and axis, each stopped at its layer).
+    ``sweep_image_equivalents`` (every forward pass of the call - probe, equivariance
+    checks, phase passes, self-check, brute force, blank - in model-input images, the same
+    for every layer; the ``check_rf`` backward passes on a copy of the model not included).
     """
     from artiphys.models.layers import resolve_layer
     from artiphys.models.spec import as_spec, default_device
@@ -139,7 +138,7 @@ def sweep_layers(model, images, layers, positions_px=None, *, axis: str = "x",
         probe = run.capture(refs, "center", 1, lambda i, j: imgs[i:j])  # every layer runs
         size = imgs.shape[-1]
         strides = ({} if method == "brute" else
-                   {ax: _equivariant_strides(spec, refs, size, ax, dev) for ax in ("y", "x")})
+                   {ax: _equivariant_strides(run, refs, size, ax) for ax in ("y", "x")})
         plans = [_plan_layer(spec, r, int(probe[r.label].shape[1]), size, center, axis, method,
                              strides) for r in refs]
         return _sweep_all(spec, run, plans, imgs, fill, pos, axis, check_rf)
@@ -204,7 +203,7 @@ def _plan_layer(spec, ref, n_units: int, size: int, center, axis, method, stride
     yx = (h // 2, w // 2)
     offsets = np.asarray(geo.offset_px, float).reshape(-1, 2)
     rf_c = unit_center_px(geo, *yx, channel=0)
-    shift = tuple(int(round(rf_c[i] - center[i])) for i in (0, 1))
+    shift = tuple(round(rf_c[i] - center[i]) for i in (0, 1))
     residual = tuple(float(center[i] + shift[i] - rf_c[i]) for i in (0, 1))
     stride = (geo.stride_px,) * 2 if np.ndim(geo.stride_px) == 0 else tuple(geo.stride_px)
     boxes = np.asarray(geo.bounds_px, np.int64)
@@ -225,7 +224,7 @@ def _plan_layer(spec, ref, n_units: int, size: int, center, axis, method, stride
     return _finish_spatial(layer, method)
 
 
-def _equivariant_strides(spec, refs, size: int, axis: str, dev) -> dict:
+def _equivariant_strides(run, refs, size: int, axis: str) -> dict:
     """Per label, the layer's cumulative stride along ``axis`` if it is translation-
     equivariant, else None: the test of :func:`artiphys.tuning.ti._equivariant_stride`
     for all layers from the same forward passes (one at ``size``, one or two wider, one
@@ -234,8 +233,9 @@ def _equivariant_strides(spec, refs, size: int, axis: str, dev) -> dict:
     from artiphys.recording.hooks import forward_to_layers
 
     def outputs(x, which):
+        run.pixels += x.shape[0] * x.shape[2] * x.shape[3]
         with torch.no_grad():
-            return forward_to_layers(spec, x.to(dev), [r.module for r in which])
+            return forward_to_layers(run.spec, x.to(run.dev), [r.module for r in which])
 
     g = torch.Generator().manual_seed(0)
     dim = 3 if axis == "x" else 2

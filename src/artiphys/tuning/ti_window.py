@@ -156,7 +156,11 @@ def unit_rf_bounds_px(model, layer, yx: tuple[int, int] | None, axis: str, size:
     the measured support replaces the analytic one where they differ. Returns None when the
     analytic geometry is unknown or does not match the layer's ``n_units`` channels.
     """
-    from artiphys.models.receptive_field import clip_bounds, gradient_support_px, layer_geometry
+    from artiphys.models.receptive_field import (
+        clip_bounds,
+        gradient_support_px,
+        layer_geometry,
+    )
 
     try:
         geo = layer_geometry(model, layer, input_size_px=size)
