@@ -9,7 +9,7 @@ from torch import nn
 
 from artiphys.models.spec import ModelSpec, Preprocessing
 from artiphys.tuning.ti import position_sweep, sweep_responses
-from artiphys.tuning.ti_layers import _moved, sweep_layers
+from artiphys.tuning.ti_layers import _moved, sweep_center_px, sweep_layers
 
 from .test_ti import _shapes, _spec
 
@@ -84,6 +84,21 @@ def test_a_layer_whose_rf_reaches_the_padding_is_swept_by_brute_force():
     # the single-layer sweep's self-check finds the same and falls back to brute force
     one = sweep_responses(spec, imgs, "4", pos, method="equivariant", device="cpu")
     assert one.attrs["self_check"] == "failed; brute force"
+
+
+def test_shapes_drawn_at_the_sweep_centre_sit_on_every_layers_rf_centre():
+    from artiphys.models.receptive_field import layer_geometry, unit_center_px
+
+    spec = _spec()
+    layers = ["features.0", "features.2", "features.4", "fc"]
+    cy, cx = sweep_center_px(spec, layers)
+    geo = layer_geometry(spec, "features.4")
+    assert (cy, cx) == unit_center_px(geo, geo.chw[1] // 2, geo.chw[2] // 2)
+    imgs = torch.zeros(3, 3, 64, 64)
+    imgs[:, :, int(cy) - 4:int(cy) + 5, int(cx) - 4:int(cx) + 5] = 1.0
+    multi = sweep_layers(spec, imgs, layers, position_sweep(2, 6), center_px=(cy, cx),
+                         device="cpu", check_rf=False)
+    assert all(ds.attrs["stimulus_offset_px"] == [0.0, 0.0] for ds in multi.values())
 
 
 @pytest.mark.slow

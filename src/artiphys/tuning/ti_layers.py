@@ -99,7 +99,8 @@ def sweep_layers(model, images, layers, positions_px=None, *, axis: str = "x",
     method : ``"auto"`` (equivariant where it holds), ``"equivariant"`` (refuse layers where
         it does not) or ``"brute"``
     center_px : ``(y, x)`` where the shapes are centred in the images; default the
-        StimulusSet's ``x_px, y_px`` (when one for all), else the image centre
+        StimulusSet's ``x_px, y_px`` (when one for all), else the image centre. Draw them at
+        :func:`sweep_center_px` so that they sit exactly on every layer's RF centres
     background : RGB fill of exposed regions (default each image's corner pixel)
     check_rf : as in :func:`~artiphys.tuning.ti.sweep_responses`
 
@@ -144,6 +145,32 @@ def sweep_layers(model, images, layers, positions_px=None, *, axis: str = "x",
         return _sweep_all(spec, run, plans, imgs, fill, pos, axis, check_rf)
     finally:
         spec.module.to(home)
+
+
+def sweep_center_px(model, layers, input_size_px: int | None = None) -> tuple[float, float]:
+    """Where to draw the shapes for :func:`sweep_layers`: ``(y, x)`` of the RF centre of the
+    centre unit of the spatial layer with the largest stride.
+
+    Where the layers' unit grids nest, every other layer has a unit centred there too, so
+    every layer reads the shapes exactly on an RF centre (``stimulus_offset_px`` 0) from the
+    deepest layer's phases. The image centre when no layer has a known spatial geometry.
+    """
+    from artiphys.models.layers import resolve_layer
+    from artiphys.models.receptive_field import layer_geometry, unit_center_px
+    from artiphys.models.spec import as_spec
+
+    spec = as_spec(model)
+    size = int(input_size_px or spec.preprocessing.input_size_px)
+    best, center = 0, ((size - 1) / 2, (size - 1) / 2)
+    for layer in layers:
+        try:
+            geo = layer_geometry(spec, resolve_layer(spec, layer), input_size_px=size)
+        except ArtiphysError:
+            continue
+        if geo.known and geo.is_spatial and int(np.max(geo.stride_px)) > best:
+            _, h, w = geo.chw
+            best, center = int(np.max(geo.stride_px)), unit_center_px(geo, h // 2, w // 2, 0)
+    return float(center[0]), float(center[1])
 
 
 class _Runner:
