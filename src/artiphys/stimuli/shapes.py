@@ -257,11 +257,49 @@ def big_circle_diameter() -> float:
 @functools.lru_cache(maxsize=8)
 def bbox_370_extent(center: str = "centroid") -> float:
     """Larger side of the bounding box of all 370 centred shapes, in shape units."""
+    x_lo, x_hi, y_lo, y_hi = _union_extent(center, False)
+    return float(max(x_hi - x_lo, y_hi - y_lo))
+
+
+@functools.lru_cache(maxsize=16)
+def _union_extent(center: str, unique: bool,
+                  stimuli: tuple | None = None) -> tuple[float, float, float, float]:
+    """``(x_lo, x_hi, y_lo, y_hi)`` over the centred boundaries of the set (or of the
+    ``(shape_id, rotation)`` pairs in ``stimuli``), shape units."""
+    pairs = stimuli if stimuli is not None else tuple(
+        (int(r.shape_id), int(r.rotation)) for r in shape_table(unique=unique).itertuples())
     lo, hi = np.full(2, np.inf), np.full(2, -np.inf)
-    for row in shape_table(unique=False).itertuples():
-        b = _centred_boundary(row.shape_id, row.rotation, center, SAMPLES_PER_SEGMENT)
+    for shape_id, rotation in pairs:
+        if int(shape_id) < 0:
+            continue  # the blank
+        b = _centred_boundary(int(shape_id), int(rotation), center, SAMPLES_PER_SEGMENT)
         lo, hi = np.minimum(lo, b.min(0)), np.maximum(hi, b.max(0))
-    return float((hi - lo).max())
+    return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
+
+
+def shapes_extent_px(size_px: float = 32, axis: str = "x", *, scale: str = "big_circle",
+                     center: str = "centroid", unique: bool = True,
+                     stimuli=None) -> tuple[float, float]:
+    """Reach ``(lo, hi)`` in px of the union of the set's shapes along ``axis``, relative to
+    the point the shapes are centred on (image columns for ``"x"``, rows, y down, for
+    ``"y"``): every shape of the set at ``size_px`` lies within ``[x + lo, x + hi]``.
+
+    ``stimuli``: ``(shape_id, rotation)`` pairs instead of the whole (unique or standard)
+    set. The union, not the widest single shape: the shapes share a centre (their
+    centroids), so asymmetric shapes reach further on one side. For the 362 unique shapes
+    at ``size_px=32`` (big-circle diameter) it is about (-21.1, 21.1), i.e. 42.2 px, while
+    the widest single shape is 34.6 px across.
+    """
+    if axis not in ("x", "y"):
+        raise StimulusError(f"axis must be 'x' or 'y', got {axis!r}")
+    pairs = None if stimuli is None else tuple(sorted({(int(a), int(b)) for a, b in stimuli}))
+    x_lo, x_hi, y_lo, y_hi = _union_extent(center, bool(unique), pairs)
+    if not np.isfinite(x_lo):
+        raise StimulusError("no shapes to measure (only blanks)")
+    ppu = px_per_shape_unit(size_px, scale, center)
+    if axis == "x":
+        return x_lo * ppu, x_hi * ppu
+    return -y_hi * ppu, -y_lo * ppu  # shape y is up, image rows go down
 
 
 def px_per_shape_unit(size_px: float, scale: str = "big_circle", center: str = "centroid") -> float:

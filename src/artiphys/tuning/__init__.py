@@ -3,7 +3,11 @@
 - :mod:`~artiphys.tuning.apc` - angular position x curvature model: grid, predictions,
   vectorised and cross-validated fits.
 - :mod:`~artiphys.tuning.ti` - translation invariance, RF profile, position correlation;
-  position-sweep responses by stride-phase equivariance or brute force.
+  position-sweep responses by stride-phase equivariance or brute force (the metric in
+  :mod:`~artiphys.tuning.ti_metric`, the stimulus-in-RF window in
+  :mod:`~artiphys.tuning.ti_window`, several layers from shared passes in
+  :mod:`~artiphys.tuning.ti_layers`, shape sizes per layer in
+  :mod:`~artiphys.tuning.shape_size`).
 - :mod:`~artiphys.tuning.sparsity` - kurtosis, Treves-Rolls / lifetime sparseness,
   response histograms, natural/shape max ratio, top and bottom stimuli.
 - :mod:`~artiphys.tuning.controls` - shuffle nulls, ``condition`` bookkeeping.

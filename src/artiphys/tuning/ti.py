@@ -2,15 +2,20 @@
 
 Shapes are shown at a sweep of positions along one axis (default every 2 px over +-50 px
 around the unit's RF centre) plus a blank. For position ``i``, ``r_i`` is the vector of
-the unit's responses across shapes minus the blank response, minus its mean over shapes.
+the unit's responses across shapes minus the blank response, *centred across shapes*
+(minus its mean over shapes), and
 
     TI = sum_{i<j} <r_i, r_j> / sum_{i<j} |r_i| |r_j|
 
-over the positions where the stimulus lies wholly within the RF: a position counts when
-every tested position within one stimulus width of it is responsive (non-zero summed
-squared blank-subtracted response) and it is not an end of the sweep. Fewer than three
-such positions give NaN (flagged). TI is 1 for a unit whose shape preferences are the
-same, up to a gain, at every position, and near 0 when they are unrelated.
+over the positions where every stimulus lies wholly within the unit's RF (the paper's
+window): the RF from the network's geometry, clipped to the image, and the extent of the
+union of the shapes from the rendered images (:mod:`artiphys.tuning.ti_window`). Units
+whose RF is narrower than the stimulus, that hold it at fewer than 3 positions, or that
+respond identically to every shape get NaN and a flag saying which
+(:mod:`artiphys.tuning.ti_metric`; :func:`ti_summary` counts them per layer). TI is 1 for a
+unit whose shape preferences are the same, up to a gain, at every position, and near 0
+when they are unrelated. The older response-based window stays available as
+``window="responsive"``.
 
 Responses to the sweep (:func:`sweep_responses`) come from one forward pass per position
 (``method="brute"``) or, for convolutional layers, from one pass per *stride phase*
@@ -19,7 +24,8 @@ response to a stimulus shifted by ``k * stride + phase`` px is the response of t
 ``k`` places over to the stimulus shifted by ``phase``, exactly, on a canvas wide enough
 that the image borders do not enter the units' receptive fields. ``method="auto"`` checks
 equivariance on the layer first and falls back to brute force where it does not hold
-(fully connected layers, global or adaptive pooling).
+(fully connected layers, global or adaptive pooling). Several layers of one model share
+one set of passes in :func:`artiphys.tuning.ti_layers.sweep_layers`.
 """
 
 from __future__ import annotations
@@ -34,138 +40,29 @@ from artiphys.models.receptive_field import (GeometryError, equivariant_stride,
 from artiphys.models.units import map_center
 from artiphys.recording.hooks import forward_to_layers
 from artiphys.stimuli.base import resize_to_input
-from artiphys.tuning._arrays import FLAG_ATTRS, FLAG_CONSTANT, FLAG_NONFINITE
+from artiphys.tuning.ti_metric import (
+    WINDOWS,
+    position_sweep,
+    ti_agreement,
+    ti_metric,
+    ti_summary,
+)
+from artiphys.tuning.ti_window import (
+    FLAG_FEW_POSITIONS,
+    FLAG_RF_SMALLER,
+    TI_FLAG_MEANINGS,
+    in_rf_mask,
+    margin_rf_bounds_px,
+    responsive_mask,
+    rf_edges_px,
+    stimulus_extent_px,
+    unit_rf_bounds_px,
+)
 
-FLAG_FEW_POSITIONS = FLAG_CONSTANT  # TI undefined: fewer than 3 in-RF positions
-
-
-def position_sweep(step_px: int = 2, extent_px: int = 50) -> np.ndarray:
-    """Offsets ``-extent..+extent`` px in ``step_px`` steps (the paper: 2 px, +-50 px)."""
-    if step_px <= 0 or extent_px < 0:
-        raise ValueError("step_px must be > 0 and extent_px >= 0")
-    n = int(extent_px // step_px)
-    return np.arange(-n, n + 1) * int(step_px)
-
-
-# ---- the metric ------------------------------------------------------------------------
-
-def _as_sweep(responses) -> xr.DataArray:
-    if isinstance(responses, xr.DataArray):
-        if set(responses.dims) != {"position", "shape", "unit"}:
-            raise ResponseError(f"sweep responses need dims ('position', 'shape', 'unit'), got "
-                                f"{responses.dims}")
-        return responses.transpose("position", "shape", "unit")
-    arr = np.asarray(responses, dtype=float)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3:
-        raise ResponseError("sweep responses must be (n_positions, n_shapes[, n_units]), got "
-                            f"shape {arr.shape}")
-    return xr.DataArray(arr, dims=("position", "shape", "unit"),
-                        coords={"unit": np.arange(arr.shape[2])})
-
-
-def in_rf_positions(profile_sq: np.ndarray, positions_px, stimulus_width_px: float,
-                    tol: float = 0.0) -> np.ndarray:
-    """Mask ``(n_positions, n_units)`` of positions where the stimulus is wholly in the RF.
-
-    ``profile_sq`` is the summed squared (blank-subtracted) response per position. A
-    position counts when every tested position within one stimulus width of it has
-    ``profile_sq > tol`` and it is not the first or last position of the sweep.
-    """
-    pos = np.asarray(positions_px, float)
-    responsive = profile_sq > tol
-    near = np.abs(pos[:, None] - pos[None, :]) <= stimulus_width_px  # (i, j)
-    # i counts if all j near it are responsive: no near j is unresponsive
-    unresponsive_near = near.astype(float) @ (~responsive).astype(float)  # (i, unit)
-    mask = unresponsive_near == 0
-    order = np.argsort(pos)
-    mask[order[0]] = False
-    mask[order[-1]] = False
-    return mask
-
-
-def ti_metric(responses, positions_px, *, blank=0.0, stimulus_width_px: float,
-              center_px: float = 0.0, tol: float = 0.0) -> xr.Dataset:
-    """TI, RF profile and position-correlation function from sweep responses.
-
-    Parameters
-    ----------
-    responses : DataArray ``("position", "shape", "unit")`` or array of that shape
-    positions_px : offsets of the positions from the RF centre, px
-    blank : the response to the blank stimulus (scalar or one per unit)
-    stimulus_width_px : width of the stimuli along the sweep axis, px
-    center_px : the position taken as the RF centre for the correlation function
-    tol : summed squared response at or below which a position counts as unresponsive
-
-    Returns
-    -------
-    Dataset on ``unit`` (and ``position``): ``ti``, ``n_in_rf``, ``flags``;
-    ``rf_profile`` (root of summed squared blank-subtracted responses, over the unit's
-    maximum), ``position_correlation`` (r of each position's shape responses with the
-    centre's), ``in_rf`` (the positions TI used).
-    """
-    da = _as_sweep(responses)
-    pos = np.asarray(positions_px, float)
-    if len(pos) != da.sizes["position"]:
-        raise ResponseError(f"{len(pos)} positions but responses have {da.sizes['position']}")
-    x = np.asarray(da.values, float)  # (P, S, U)
-    flags = np.where(np.isfinite(x).all(axis=(0, 1)), 0, FLAG_NONFINITE).astype(np.int8)
-    x = np.where(np.isfinite(x), x, 0.0) - np.broadcast_to(np.asarray(blank, float), x.shape[2:])
-    prof_sq = (x**2).sum(1)  # (P, U)
-    r = x - x.mean(1, keepdims=True)
-    norms = np.sqrt((r**2).sum(1))  # (P, U)
-    mask = in_rf_positions(prof_sq, pos, stimulus_width_px, tol)
-    n_in = mask.sum(0)
-    rm = r * mask[:, None, :]
-    nm = norms * mask
-    total = rm.sum(0)  # (S, U)
-    sum_sq = (nm**2).sum(0)
-    num = ((total**2).sum(0) - sum_sq) / 2
-    den = (nm.sum(0) ** 2 - sum_sq) / 2
-    ok = (n_in >= 3) & (den > 0) & (flags == 0)
-    flags[(flags == 0) & ~ok] |= FLAG_FEW_POSITIONS
-    ti = np.where(ok, num / np.where(ok, den, 1), np.nan)
-    prof = np.sqrt(prof_sq)
-    peak = prof.max(0)
-    rf_profile = np.where(peak > 0, prof / np.where(peak > 0, peak, 1), np.nan)
-    c = int(np.argmin(np.abs(pos - center_px)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = (r * r[c][None]).sum(1) / (norms * norms[c][None])
-    corr = np.where((norms > 0) & (norms[c][None] > 0), corr, np.nan)
-    coords = {k: ("unit", v.values) for k, v in da.coords.items() if v.dims == ("unit",)}
-    coords["position_px"] = ("position", pos)
-    flag_attrs = {**FLAG_ATTRS, "flag_meanings": "fewer_than_3_in_rf_positions_or_constant "
-                  "nonfinite_response excluded_by_filter"}
-    return xr.Dataset(
-        {"ti": ("unit", ti, {"long_name": "translation invariance (Pospisil et al. 2018 Eq. 3)"}),
-         "n_in_rf": ("unit", n_in), "flags": ("unit", flags, flag_attrs),
-         "rf_profile": (("position", "unit"), rf_profile),
-         "position_correlation": (("position", "unit"), corr),
-         "in_rf": (("position", "unit"), mask)},
-        coords=coords, attrs={"analysis": "ti", "stimulus_width_px": float(stimulus_width_px)})
-
-
-def ti_agreement(ti_x: xr.Dataset | xr.DataArray, ti_y: xr.Dataset | xr.DataArray,
-                 by: str | None = "layer") -> xr.Dataset:
-    """Agreement of TI_x and TI_y across units: Pearson r overall and per ``by`` group."""
-    tx = ti_x["ti"] if isinstance(ti_x, xr.Dataset) else ti_x
-    ty = ti_y["ti"] if isinstance(ti_y, xr.Dataset) else ti_y
-    a, b = np.asarray(tx.values, float), np.asarray(ty.values, float)
-    if a.shape != b.shape:
-        raise ResponseError("TI_x and TI_y must be of the same units")
-    labels = (np.asarray(tx[by].values).astype(str) if by and by in tx.coords
-              else np.full(a.shape, "all"))
-    groups = ["all"] + [g for g in dict.fromkeys(labels.tolist()) if g != "all"]
-    rs, ns, mean_abs = [], [], []
-    for g in groups:
-        sel = (labels == g) if g != "all" else np.ones(a.shape, bool)
-        sel &= np.isfinite(a) & np.isfinite(b)
-        ns.append(int(sel.sum()))
-        rs.append(float(np.corrcoef(a[sel], b[sel])[0, 1]) if sel.sum() > 2 else np.nan)
-        mean_abs.append(float(np.abs(a[sel] - b[sel]).mean()) if sel.any() else np.nan)
-    return xr.Dataset({"r": ("group", rs), "n_units": ("group", ns),
-                       "mean_abs_difference": ("group", mean_abs)}, coords={"group": groups})
+__all__ = ["FLAG_FEW_POSITIONS", "FLAG_RF_SMALLER", "TI_FLAG_MEANINGS", "WINDOWS", "in_rf_mask",
+           "position_sweep", "responsive_mask", "stimulus_extent_px", "sweep_responses",
+           "ti_agreement", "ti_from_recorded", "ti_from_sweep", "ti_metric", "ti_summary",
+           "translation_invariance"]
 
 
 # ---- responses to the sweep ------------------------------------------------------------
@@ -223,7 +120,7 @@ def _prepare_images(images, preprocessing) -> torch.Tensor:
 def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
                     method: str = "auto", unit_yx: tuple[int, int] | None = None,
                     background=None, batch_size: int = 32, device=None,
-                    rf_size_px=None) -> xr.Dataset:
+                    rf_size_px=None, check_rf: bool = True) -> xr.Dataset:
     """Responses of a layer's centre units to shapes at a sweep of positions, and a blank.
 
     Parameters
@@ -240,11 +137,16 @@ def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
     background : RGB fill of exposed image regions (default each image's corner pixel)
     rf_size_px : the units' RF size (sets how little the canvas must be widened for the
         equivariant method); default measured from gradient support
+    check_rf : check the analytic RF that sets the TI window against the gradient support
+        (one backward pass per distinct RF among the channels)
 
     Returns
     -------
-    Dataset: ``responses (position, shape, unit)``, ``blank (unit)``; unit coords
-    ``layer, channel, y, x``; attrs ``method``, ``stride_px``.
+    Dataset: ``responses (position, shape, unit)``, ``blank (unit)``, the TI window's
+    ``rf_start_px, rf_end_px (unit)`` (RF edges along ``axis``, image px, clipped to the
+    image); unit coords ``layer, channel, y, x``; attrs ``method``, ``stride_px``,
+    ``stimulus_extent_px`` (edges of the union of the stimuli at position 0, from the
+    images), ``rf_source``, ``rf_note``, ``self_check``.
     """
     from artiphys.models.layers import resolve_layer
     from artiphys.models.spec import as_spec, default_device
@@ -260,13 +162,13 @@ def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
     home = first.device if first is not None else torch.device("cpu")
     try:
         return _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, background,
-                      batch_size, rf_size_px)
+                      batch_size, rf_size_px, check_rf)
     finally:
         spec.module.to(home)  # leave the model where it was
 
 
 def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, background, batch_size,
-           rf_size_px) -> xr.Dataset:
+           rf_size_px, check_rf) -> xr.Dataset:
     spec.module.to(dev).eval()
     pos = np.asarray(position_sweep() if positions_px is None else positions_px, int)
     imgs = _prepare_images(images, spec.preprocessing)
@@ -310,13 +212,17 @@ def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, backgrou
     chunks = []
     crop_px = 0
     self_check = "not needed"
-    if used == "brute":
+
+    def brute():
         resp = []
         for d in pos:
             rows = [pick(run(_shift(imgs[i:i + batch_size], int(d), axis, fill[i:i + batch_size])))
                     for i in range(0, n_shapes, batch_size)]
             resp.append(torch.cat(rows).cpu())
-        resp_t = torch.stack(resp)  # (P, S, U)
+        return torch.stack(resp)  # (P, S, U)
+
+    if used == "brute":
+        resp_t = brute()
     else:
         # the RF's distance from the borders: along the sweep it saves widening the
         # canvas; across it, rows (columns) outside the RF are cropped away, in whole strides
@@ -335,36 +241,66 @@ def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, backgrou
         margin = m_x if axis == "x" else m_y
         resp_t, pad = _equivariant_sweep(run, pick_crop, imgs_c, fill, pos, stride, axis,
                                          batch_size, margin)
-        # self-check at the sweep's ends on a few shapes against brute force; redo on a
-        # full, conservatively widened canvas if they differ
+        # self-check at the sweep's ends on a few shapes against brute force; brute force
+        # if they differ (e.g. an RF that reaches the zero padding past the image border,
+        # which no canvas of the background reproduces)
         few = slice(0, min(2, n_shapes))
         self_check = "passed"
         for i in (int(np.argmin(pos)), int(np.argmax(pos))):
             ref_resp = pick(run(_shift(imgs[few], int(pos[i]), axis, fill[few]))).cpu()
             scale = max(float(ref_resp.abs().max()), 1.0)
             if float((ref_resp - resp_t[i, few]).abs().max()) > 1e-4 * scale:
-                resp_t, pad = _equivariant_sweep(run, pick, imgs, fill, pos, stride, axis,
-                                                 batch_size, 0)
-                crop = 0
-                self_check = "failed; redone on a full canvas"
+                resp_t, used, stride, pad, crop = brute(), "brute", None, (0, 0), 0
+                self_check = "failed; brute force"
                 break
         chunks.append(pad)
         crop_px = crop
-    blank_img = fill[:1].expand(1, 3, size, size).clone()
-    blank = pick(run(blank_img))[0].cpu()
+    blank = pick(run(fill[:1].expand(1, 3, size, size).clone()))[0].cpu()
+    attrs = {"method": used, "stride_px": int(stride or 0), "axis": axis,
+             "canvas_px": list(chunks[0]) if chunks else [0, 0], "crop_px": int(crop_px),
+             "self_check": self_check}
+    window = sweep_window(spec, ref, imgs, fill, yx, axis, resp_t.shape[2], check=check_rf,
+                          margins=lambda: _rf_margins_px(spec, ref, size, yx, dev))
+    return sweep_dataset(ref.label, resp_t, blank, pos, yx, window, attrs)
+
+
+def sweep_window(spec, ref, imgs, fill, yx, axis, n_units, *, check=True, margins=None,
+                 shift_px: int = 0, extent_px=None) -> dict:
+    """The TI window's geometry for a sweep: per-unit RF edges and the stimulus extent.
+
+    ``margins`` (a callable returning the model's gradient-support margins ``(y, x)``) is
+    the fallback where the analytic geometry is unknown; ``extent_px`` the stimulus extent
+    if already measured from ``imgs``; ``shift_px`` moves it (images that the sweep reads
+    shifted along ``axis``).
+    """
+    size = imgs.shape[-1]
+    win = unit_rf_bounds_px(spec, ref, yx, axis, size, n_units, check=check)
+    if win is None:
+        margin = 0
+        if yx is not None and margins is not None:
+            m_y, m_x = margins()
+            margin = m_x if axis == "x" else m_y
+        win = margin_rf_bounds_px(margin, size, n_units)
+    lo, hi = stimulus_extent_px(imgs, axis, fill) if extent_px is None else extent_px
+    return {"rf_bounds": win.bounds_px, "rf_source": win.source, "rf_note": win.note,
+            "stimulus_extent_px": [lo + shift_px, hi + shift_px]}
+
+
+def sweep_dataset(label, resp_t, blank, pos, yx, window, attrs) -> xr.Dataset:
+    """The Dataset :func:`sweep_responses` returns (see there)."""
     n_units = resp_t.shape[2]
-    if spatial:
-        coords = {"layer": ("unit", [ref.label] * n_units), "channel": ("unit", np.arange(n_units)),
-                  "y": ("unit", [yx[0]] * n_units), "x": ("unit", [yx[1]] * n_units)}
-    else:
-        coords = {"layer": ("unit", [ref.label] * n_units), "channel": ("unit", np.arange(n_units))}
+    coords = {"layer": ("unit", [label] * n_units), "channel": ("unit", np.arange(n_units))}
+    if yx is not None:
+        coords.update(y=("unit", [yx[0]] * n_units), x=("unit", [yx[1]] * n_units))
+    rf = np.asarray(window["rf_bounds"], float)
+    edge = {"units": "px", "long_name": "RF edge along the sweep axis, clipped to the image"}
     return xr.Dataset(
         {"responses": (("position", "shape", "unit"), resp_t.double().numpy()),
-         "blank": ("unit", blank.double().numpy())},
+         "blank": ("unit", blank.double().numpy()),
+         "rf_start_px": ("unit", rf[:, 0], edge), "rf_end_px": ("unit", rf[:, 1], edge)},
         coords={**coords, "position_px": ("position", pos), "unit": np.arange(n_units)},
-        attrs={"method": used, "stride_px": int(stride or 0), "axis": axis,
-               "canvas_px": list(chunks[0]) if chunks else [0, 0], "crop_px": int(crop_px),
-               "self_check": self_check})
+        attrs={**attrs, "rf_source": window["rf_source"], "rf_note": window["rf_note"],
+               "stimulus_extent_px": [float(v) for v in window["stimulus_extent_px"]]})
 
 
 def _crop(images: torch.Tensor, crop: int, axis: str) -> torch.Tensor:
@@ -429,44 +365,83 @@ def _phase_passes(run, pick, imgs, fill, pos, stride, axis, batch_size, start, e
     return resp_t
 
 
-def translation_invariance(model, images, layer, positions_px=None, *, stimulus_width_px: float,
-                           axis: str = "x", method: str = "auto", **kwargs) -> xr.Dataset:
+def translation_invariance(model, images, layer, positions_px=None, *, axis: str = "x",
+                           method: str = "auto", window: str = "rf",
+                           stimulus_width_px: float | None = None, **kwargs) -> xr.Dataset:
     """TI (and RF profile, position correlation) of a layer's centre units along ``axis``.
 
-    ``stimulus_width_px``: the shapes' extent along the axis at the model's input size
-    (the paper's 32 px standard shapes). Other arguments as :func:`sweep_responses`.
+    :func:`sweep_responses` then :func:`ti_from_sweep` (``window``, ``stimulus_width_px``
+    as there); other arguments as :func:`sweep_responses`.
     """
     sweep = sweep_responses(model, images, layer, positions_px, axis=axis, method=method, **kwargs)
-    return ti_from_sweep(sweep, stimulus_width_px=stimulus_width_px)
+    return ti_from_sweep(sweep, window=window, stimulus_width_px=stimulus_width_px)
 
 
-def ti_from_sweep(sweep: xr.Dataset, *, stimulus_width_px: float,
-                  shuffle_seed: int | None = None) -> xr.Dataset:
+def ti_from_sweep(sweep: xr.Dataset, *, window: str = "rf", stimulus_width_px: float | None = None,
+                  stimulus_extent_px=None, shuffle_seed: int | None = None) -> xr.Dataset:
     """:func:`ti_metric` of a :func:`sweep_responses` result.
 
-    ``shuffle_seed``: the shuffle control - each unit's responses are permuted across
-    shapes independently at every position (seeded), which keeps the RF profile and
-    destroys the consistency of shape preference across positions (TI near 0).
+    Parameters
+    ----------
+    sweep : Dataset from :func:`sweep_responses` or :func:`~artiphys.tuning.ti_layers.sweep_layers`
+    window : ``"rf"`` (default: positions where the stimulus lies wholly inside each unit's
+        RF, from the sweep's ``rf_start_px``/``rf_end_px`` and ``stimulus_extent_px``) or
+        ``"responsive"`` (the older response-based rule)
+    stimulus_width_px : a stimulus width to use instead of the sweep's measured extent (the
+        union of the shapes), centred where that extent is; e.g. the big-circle diameter
+    stimulus_extent_px : ``(lo, hi)`` edges in image px, instead of the measured extent
+    shuffle_seed : the shuffle control - each unit's responses are permuted across shapes
+        independently at every position (seeded), which keeps the RF profile and destroys
+        the consistency of shape preference across positions (TI near 0).
     """
     resp = sweep["responses"].drop_vars("position_px")
     if shuffle_seed is not None:
         rng = np.random.default_rng(shuffle_seed)
         resp = resp.copy(data=rng.permuted(np.asarray(resp.values), axis=1))
-    out = ti_metric(resp, sweep.position_px.values, blank=sweep.blank.values,
-                    stimulus_width_px=stimulus_width_px)
-    out.attrs.update(sweep.attrs)
+    extent = stimulus_extent_px
+    if extent is None and "stimulus_extent_px" in sweep.attrs:
+        extent = np.asarray(sweep.attrs["stimulus_extent_px"], float)
+        if stimulus_width_px is not None:
+            mid = float(extent.mean())
+            extent = (mid - stimulus_width_px / 2, mid + stimulus_width_px / 2)
+    rf = None
+    if window == "rf":
+        if "rf_start_px" not in sweep or extent is None:
+            raise ResponseError(
+                "this sweep has no RF window (rf_start_px / stimulus_extent_px: made by an "
+                "older artiphys); recompute it with sweep_responses, or pass window='responsive'")
+        rf = np.stack([sweep["rf_start_px"].values, sweep["rf_end_px"].values], axis=1)
+    out = ti_metric(resp, sweep.position_px.values, blank=sweep.blank.values, rf_bounds_px=rf,
+                    stimulus_extent_px=extent,
+                    stimulus_width_px=stimulus_width_px if extent is None else None,
+                    window=window)
+    out.attrs.update({k: v for k, v in sweep.attrs.items() if k not in out.attrs})
     if shuffle_seed is not None:
         out.attrs.update(control="shuffle", shuffled_seed=int(shuffle_seed))
     return out
 
 
 def ti_from_recorded(responses: xr.DataArray, *, axis: str = "x",
-                     stimulus_width_px: float | None = None) -> xr.Dataset:
+                     stimulus_width_px: float | None = None, rf_bounds_px=None, model=None,
+                     window: str | None = None) -> xr.Dataset:
     """TI from recorded responses to a position-sweep shape set (``shapes_sweep``).
 
     Stimuli are matched by coordinates: ``shape_id`` and ``rotation`` name the shape,
     ``dx_px`` (``axis="x"``) or ``dy_px`` its offset, ``shape_id == -1`` the blank (response
-    0 when absent). ``stimulus_width_px`` defaults to the ``size_px`` coord.
+    0 when absent).
+
+    Parameters
+    ----------
+    responses : DataArray ``(stimulus, unit)`` as ``record`` returns it
+    axis : the sweep axis
+    stimulus_width_px : the stimulus width (default: the union of the recorded shapes from
+        their boundaries, from the ``size_px``, ``scale``, ``center`` coords)
+    rf_bounds_px : ``(2,)`` or ``(U, 2)`` RF edges along ``axis`` in image px
+    model : ModelSpec or nn.Module the responses were recorded from; its geometry gives the
+        RF of every unit (``layer_path`` attr or ``layer`` coord; ``channel, y, x`` coords)
+    window : ``"rf"`` (needs ``rf_bounds_px`` or ``model``) or ``"responsive"``; default
+        ``"rf"`` when the RF is known, else ``"responsive"``, which the result's ``window``
+        attr then says
     """
     import pandas as pd
 
@@ -497,12 +472,70 @@ def ti_from_recorded(responses: xr.DataArray, *, axis: str = "x",
             raise ResponseError(f"the shapes shown at {key}={p} differ from those at "
                                 f"{key}={positions[0]}; every position needs the same shapes")
         blocks.append(values[rows.index.to_numpy()])
-    if stimulus_width_px is None:
-        if "size_px" not in da.coords:
-            raise ResponseError("no size_px coord: pass stimulus_width_px")
-        stimulus_width_px = float(np.nanmax(np.asarray(da["size_px"].values, float)))
     sweep = xr.DataArray(np.stack(blocks), dims=("position", "shape", "unit"),
                          coords={k: v for k, v in da.coords.items() if v.dims == ("unit",)})
-    out = ti_metric(sweep, positions, blank=blank, stimulus_width_px=stimulus_width_px)
+    origin = _recorded_origin(da, key, axis)
+    extent = _recorded_extent(da, keys, axis, origin, stimulus_width_px)
+    if rf_bounds_px is None and model is not None:
+        rf_bounds_px = _recorded_rf_bounds(da, model, axis)
+    if window is None:
+        window = "rf" if rf_bounds_px is not None else "responsive"
+    out = ti_metric(sweep, positions, blank=blank, rf_bounds_px=rf_bounds_px,
+                    stimulus_extent_px=extent if window == "rf" else None,
+                    stimulus_width_px=float(np.ptp(extent)) if window != "rf" else None,
+                    window=window)
     out.attrs.update(axis=axis)
+    if window == "responsive" and rf_bounds_px is None:
+        out.attrs["window"] = ("responsive (the RF is unknown: pass model= or rf_bounds_px= for "
+                               "the stimulus-in-RF window)")
     return out
+
+
+def _recorded_origin(da, key, axis) -> float:
+    """Image coordinate of the shapes' centre at offset 0 (``x_px - dx_px``)."""
+    col = "x_px" if axis == "x" else "y_px"
+    if col not in da.coords:
+        return 0.0
+    origin = np.unique(np.asarray(da[col].values, float) - np.asarray(da[key].values, float))
+    return float(origin[0]) if len(origin) else 0.0
+
+
+def _recorded_extent(da, keys, axis, origin, width):
+    """Edges of the recorded shapes' union at offset 0, image px (from their boundaries;
+    ``width`` or, without ``scale``/``center`` coords, ``size_px`` centred instead)."""
+    if width is None and not {"scale", "center"} <= set(da.coords):
+        if "size_px" not in da.coords:
+            raise ResponseError("no size_px coord to size the shapes: pass stimulus_width_px")
+        width = float(np.nanmax(np.asarray(da["size_px"].values, float)))
+    if width is not None:
+        return (origin - width / 2, origin + width / 2)
+    from artiphys.stimuli.shapes import shapes_extent_px
+
+    lo, hi = shapes_extent_px(float(da["size_px"].values[0]), axis,
+                              scale=str(da["scale"].values[0]),
+                              center=str(da["center"].values[0]),
+                              stimuli=[(int(s), int(r)) for s, r in keys])
+    return (origin + lo, origin + hi)
+
+
+def _recorded_rf_bounds(da, model, axis) -> np.ndarray:
+    """RF edges of the recorded units from the model's geometry."""
+    from artiphys.models.receptive_field import layer_geometry
+
+    size = int(da.attrs.get("input_size_px", 0)) or None
+    if "canvas_px" in da.coords and size and int(da["canvas_px"].values[0]) != size:
+        raise ResponseError(f"the shapes were drawn on a {int(da['canvas_px'].values[0])} px "
+                            f"canvas and resized to the model's {size} px: pass rf_bounds_px "
+                            "in canvas px")
+    if size is None:
+        from artiphys.models.spec import as_spec
+
+        size = as_spec(model).preprocessing.input_size_px
+    layer = da.attrs.get("layer_path") or str(da["layer"].values[0])
+    geo = layer_geometry(model, layer, input_size_px=size)
+    c = np.asarray(da["channel"].values, int)
+    y = np.asarray(da["y"].values, int) if geo.is_spatial else np.zeros_like(c)
+    x = np.asarray(da["x"].values, int) if geo.is_spatial else np.zeros_like(c)
+    boxes = np.array([geo.unit_bounds_px(int(a), int(b), int(ch)) for a, b, ch in zip(y, x, c)])
+    cols = (2, 3) if axis == "x" else (0, 1)
+    return rf_edges_px(boxes[:, cols[0]], boxes[:, cols[1]], size)
