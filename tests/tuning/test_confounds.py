@@ -10,7 +10,11 @@ from artiphys.errors import StimulusError
 from artiphys.stimuli.shapes import shapes
 from artiphys.tuning._arrays import FLAG_CONSTANT
 from artiphys.tuning.apc import APCGrid, apc_predictions, apc_unit_responses
-from artiphys.tuning.confounds import apc_confounds, area_residual_predictions, shape_descriptors
+from artiphys.tuning.confounds import (
+    apc_confounds,
+    area_residual_predictions,
+    shape_descriptors,
+)
 
 SMALL = APCGrid(mu_a_deg=tuple(np.arange(8) * 45.0), sigma_a_deg=(30, 60, 120),
                 mu_c=(-0.2, 0.2, 0.6, 1.0), sigma_c=(0.1, 0.3, 0.9))

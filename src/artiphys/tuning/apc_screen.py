@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 import weakref
 from collections import OrderedDict
@@ -229,7 +230,7 @@ class ScreenBasis:
 def _level_columns(c: torch.Tensor, edges: tuple[int, ...]) -> torch.Tensor:
     """``[c[:, :k] | ||c[:, G_j]||]`` for coordinates ``c`` ``(n, S)`` (any float dtype)."""
     norms = [torch.linalg.vector_norm(c[:, a:b], dim=1, keepdim=True)
-             for a, b in zip(edges[:-1], edges[1:])]
+             for a, b in itertools.pairwise(edges)]
     return torch.cat([c[:, :edges[0]]] + norms, dim=1)
 
 

@@ -47,7 +47,12 @@ import torch
 import xarray as xr
 
 from artiphys.errors import ResponseError, StimulusError
-from artiphys.tuning._arrays import FLAG_ATTRS, as_responses, response_flags, unit_dataset
+from artiphys.tuning._arrays import (
+    FLAG_ATTRS,
+    as_responses,
+    response_flags,
+    unit_dataset,
+)
 
 _RESIDUAL_TOL = 1e-9
 NULL_QUANTILE = 0.95
@@ -81,7 +86,12 @@ def shape_descriptors(stimuli=None) -> pd.DataFrame:
     between two boundary points). All three are rotation invariant. Blank rows
     (``shape_id < 0``) get 0.
     """
-    from artiphys.stimuli.shapes import SAMPLES_PER_SEGMENT, px_per_shape_unit, shape_boundary, shapes
+    from artiphys.stimuli.shapes import (
+        SAMPLES_PER_SEGMENT,
+        px_per_shape_unit,
+        shape_boundary,
+        shapes,
+    )
 
     if stimuli is None:
         stimuli = shapes()

@@ -107,7 +107,7 @@ def _condition_summary(seeds: list[np.ndarray]) -> dict:
     pooled = np.concatenate(kept) if kept else np.array([])
     return {
         "n_seeds": len(seeds),
-        "n_units": [int(len(v)) for v in kept],
+        "n_units": [len(v) for v in kept],
         "n_dropped_nonfinite": [int(len(s) - len(v)) for s, v in zip(seeds, kept)],
         "median_per_seed": [_finite(m) for m in medians],
         "median_of_seed_medians": _finite(np.median(ok)) if len(ok) else None,
