@@ -180,6 +180,22 @@ def tile_order(shape: tuple[int, ...], side=TILE_SIDE) -> np.ndarray:
     return flat.reshape(int(np.prod(n_tiles)), int(np.prod(blocks)))
 
 
+@contextlib.contextmanager
+def _one_thread():
+    """Run small products on one thread (restored afterwards).
+
+    The per-tile products are small (a few hundred units x S x 256), so threads gain little on them, and
+    where cores are shared, each of the hundreds of calls can stall at a thread barrier
+    (measured here: 2 threads on 2 busy cores made a screen of 60 units 20x slower).
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 @dataclass(frozen=True)
 class ScreenBasis:
     """What the screen needs of one prediction matrix (build with :func:`screen_basis`).
@@ -272,7 +288,8 @@ def screen_basis(predictions, grid: APCGrid | None = None, ranks: tuple[int, int
     pn = pred_norm[order].contiguous()
     # only the quality of the basis (how much it prunes) depends on the Gram's precision;
     # the bound holds for any orthonormal V, and eigh in float64 makes V orthonormal
-    eigval, eigvec = torch.linalg.eigh((pred_norm.T @ pred_norm).double())
+    with _one_thread():  # a small problem; threads only stall on shared cores
+        eigval, eigvec = torch.linalg.eigh((pred_norm.T @ pred_norm).double())
     eigval, basis = eigval.flip(0).clamp(min=0), eigvec.flip(1).contiguous()
     edges1, edges2 = group_edges(k1, n_stim, growth), group_edges(k2, n_stim, growth)
     lv1 = torch.empty((len(pn), len(edges1) - 1 + edges1[0]), dtype=dtype, device=pn.device)
@@ -407,22 +424,6 @@ class _Exact:
         m = torch.full((n_units,), big, dtype=torch.long, device=vals.device)
         m = m.scatter_reduce(0, units[top], models[top], "amin")
         return r, m
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Run the per-tile products on one thread (restored afterwards).
-
-    They are small (a few hundred units x S x 256), so threads gain little on them, and
-    where cores are shared, each of the hundreds of calls can stall at a thread barrier
-    (measured here: 2 threads on 2 busy cores made a screen of 60 units 20x slower).
-    """
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _by_tile(tiles: torch.Tensor, units: torch.Tensor, n_tiles: int):
