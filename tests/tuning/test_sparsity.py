@@ -87,3 +87,42 @@ def test_top_and_bottom_eight_by_stimulus_coord():
     assert ds.bottom_stimulus.sel(unit=0).values.tolist() == list(range(100, 108))
     assert ds.top_stimulus.sel(unit=1).values.tolist() == list(range(100, 108))
     assert ds.top_response.sel(unit=0, rank=0) == 19.0
+
+
+def _unit_ds(layers, **vars_):
+    return xr.Dataset({k: ("unit", np.asarray(v, float)) for k, v in vars_.items()},
+                      coords={"unit": np.arange(len(layers)), "layer": ("unit", layers),
+                              "channel": ("unit", np.arange(len(layers)))})
+
+
+def test_ratio_of_top_apc_units_as_fig13():
+    from artiphys.tuning.sparsity import ratio_of_top_apc_units
+
+    # layer "a": 15 units, APC r 0.15 * k; the 10 best are k = 5..14; two of them (k = 13,
+    # 7) have a negative shape maximum and are excluded; ratio = k
+    k = np.arange(15)
+    smax = np.where(np.isin(k, [13, 7]), -1.0, 2.0)
+    ratio_a = np.where(smax > 0, k.astype(float), np.nan)
+    # layer "b": 4 units, one with NaN APC r (constant), fewer than 10 in all
+    layers = ["a"] * 15 + ["b"] * 4
+    r = np.r_[0.05 * k, [0.9, np.nan, 0.1, 0.5]]
+    ratio = _unit_ds(layers, ratio=np.r_[ratio_a, [3.0, 100.0, 1.0, 2.0]],
+                     shape_max=np.r_[smax, [1.0, 1.0, 1.0, 1.0]])
+    fit = _unit_ds(layers, r=r)
+    out = ratio_of_top_apc_units(ratio, fit)
+    used_a = [5, 6, 8, 9, 10, 11, 12, 14]
+    assert out.layer.values.tolist() == ["a", "b"]
+    assert out.n_top_used.values.tolist() == [8, 3] and out.n_top_excluded.values.tolist() == [2, 0]
+    np.testing.assert_allclose(out.ratio_top_mean.values, [np.mean(used_a), 2.0])
+    np.testing.assert_allclose(out.ratio_top_sd.values, [np.std(used_a, ddof=1), 1.0])
+    np.testing.assert_allclose(out.ratio_median_all.values, [np.nanmedian(ratio_a), 2.5])
+    assert out.n_ratio_defined.values.tolist() == [13, 4]
+    assert sorted(out.top_unit.values[0][:8].tolist()) == used_a
+    assert out.top_unit.values[1].tolist()[:4] == [15, 18, 17, -1]
+    assert out.top_apc_r_min.values[0] == pytest.approx(0.25)
+    three = ratio_of_top_apc_units(ratio, fit, n_top=3)
+    assert three.ratio_top_mean.values[0] == pytest.approx(np.mean([14, 12]))  # 13 excluded
+    with pytest.raises(ResponseError, match="same units"):
+        ratio_of_top_apc_units(ratio, fit.isel(unit=slice(0, 5)))
+    with pytest.raises(ResponseError, match="channel"):
+        ratio_of_top_apc_units(ratio, fit.assign_coords(channel=("unit", np.arange(19)[::-1])))

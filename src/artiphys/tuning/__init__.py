@@ -2,6 +2,10 @@
 
 - :mod:`~artiphys.tuning.apc` - angular position x curvature model: grid, predictions,
   vectorised and cross-validated fits.
+- :mod:`~artiphys.tuning.apc_screen` - the screened APC fit (``fit_apc(method=...)``): the
+  full fit's best model from a provable low-rank bound and exact scores of the survivors.
+- :mod:`~artiphys.tuning.confounds` - shape area / perimeter / size per stimulus, per-unit
+  size r and the APC r with area partialled out.
 - :mod:`~artiphys.tuning.ti` - translation invariance, RF profile, position correlation;
   position-sweep responses by stride-phase equivariance or brute force (the metric in
   :mod:`~artiphys.tuning.ti_metric`, the stimulus-in-RF window in
@@ -10,7 +14,8 @@
   :mod:`~artiphys.tuning.shape_size`).
 - :mod:`~artiphys.tuning.sparsity` - kurtosis, Treves-Rolls / lifetime sparseness,
   response histograms, natural/shape max ratio, top and bottom stimuli.
-- :mod:`~artiphys.tuning.controls` - shuffle nulls, ``condition`` bookkeeping.
+- :mod:`~artiphys.tuning.controls` - shuffle nulls, ``condition`` bookkeeping, medians and
+  trained-vs-control tests over control seeds.
 - :mod:`~artiphys.tuning.neural` - comparison with recorded neurons.
 - :mod:`~artiphys.tuning.orientation` - grating tuning.
 

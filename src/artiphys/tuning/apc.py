@@ -302,6 +302,16 @@ def _fit_arrays(resp: np.ndarray, preds: torch.Tensor, grid: APCGrid, *, refine:
     r, m = best_correlations(pred_norm, resp_norm.T.to(torch.float32), max_chunk_mb=max_chunk_mb)
     if not refine or len(m) == 0:
         return r.double().cpu().numpy(), m.cpu().numpy()
+    return _refine(preds, grid, m, resp_norm)
+
+
+def _refine(preds: torch.Tensor, grid: APCGrid, m: torch.Tensor, resp_norm: torch.Tensor,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 re-scoring of models ``m`` ``(U,)`` against their 8 axis neighbours.
+
+    ``resp_norm`` ``(U, S)`` float64 centred unit-norm responses. Returns (r, model index).
+    """
+    dev = preds.device
     cand = torch.as_tensor(_neighbours(grid, m.cpu().numpy()), device=dev)  # (U, 9)
     out_r = torch.empty(len(m), dtype=torch.float64, device=dev)
     out_m = torch.empty(len(m), dtype=torch.long, device=dev)
@@ -375,7 +385,8 @@ def _result(da, grid, r, m, flags, attrs) -> xr.Dataset:
 
 
 def fit_apc(responses, features=None, grid: APCGrid | None = None, *, predictions=None,
-            device=None, refine: bool = True, max_chunk_mb: float | None = None) -> xr.Dataset:
+            device=None, refine: bool = True, max_chunk_mb: float | None = None,
+            method: str = "auto") -> xr.Dataset:
     """Fit the APC model to every unit: the grid model with the highest Pearson r.
 
     Parameters
@@ -394,22 +405,30 @@ def fit_apc(responses, features=None, grid: APCGrid | None = None, *, prediction
     max_chunk_mb : float, optional
         Bound on the ``(models, units)`` block of correlations held at once (default
         ``CPU_CHUNK_MB`` on a CPU, ``GPU_CHUNK_MB`` on a GPU).
+    method : {"auto", "full", "screened"}
+        ``"full"`` scores every model; ``"screened"`` rules models out by a provable
+        low-rank bound and scores the rest (:mod:`artiphys.tuning.apc_screen`; same best
+        model); ``"auto"`` screens where that is faster (large grids and unit counts, CPU).
 
     Returns
     -------
     xr.Dataset on ``unit`` (with the unit coords of ``responses``)
         ``r``, ``mu_a_deg``, ``sigma_a_deg``, ``mu_c``, ``sigma_c``, ``model_index`` and
         ``flags`` (bit mask, see ``flags.attrs``): units with constant or non-finite
-        responses get NaN and a flag.
+        responses get NaN and a flag. ``attrs["fit_method"]`` says which method ran.
     """
+    from artiphys.tuning import apc_screen
+
     da, grid, preds, values, flags = _prepare(responses, features, grid, predictions, device)
     ok = flags == 0
     r = np.full(values.shape[1], np.nan)
     m = np.zeros(values.shape[1], dtype=np.int64)
+    chosen = apc_screen.choose_method(method, preds, grid, int(ok.sum()))
+    fit = apc_screen.fit_arrays_screened if chosen == "screened" else _fit_arrays
     if ok.any():
-        r[ok], m[ok] = _fit_arrays(values[:, ok], preds, grid, refine=refine,
-                                   max_chunk_mb=max_chunk_mb)
-    return _result(da, grid, r, m, flags, {"n_stimuli": values.shape[0], "cross_validated": 0})
+        r[ok], m[ok] = fit(values[:, ok], preds, grid, refine=refine, max_chunk_mb=max_chunk_mb)
+    return _result(da, grid, r, m, flags, {"n_stimuli": values.shape[0], "cross_validated": 0,
+                                           "fit_method": chosen})
 
 
 def kfold_indices(n: int, n_folds: int, seed: int = 0) -> list[np.ndarray]:

@@ -6,6 +6,8 @@
 * :func:`apply_kurtosis_filter` - the paper's exclusion of very sparse units (kurtosis
   >= 42) from APC analyses; off unless called, and recorded in the result's attrs.
 * :func:`natural_to_shape_max_ratio` - max response over natural images / max over shapes.
+* :func:`ratio_of_top_apc_units` - that ratio as in the paper's Fig. 13: mean +- SD over
+  the ten most APC-like units of each layer, beside the all-unit median.
 * :func:`top_bottom_stimuli` - each unit's most and least effective stimuli.
 """
 
@@ -161,6 +163,77 @@ def natural_to_shape_max_ratio(natural, shapes) -> xr.Dataset:
     return unit_dataset(shp, {"ratio": ("unit", ratio), "natural_max": ("unit", nmax),
                               "shape_max": ("unit", smax), "flags": ("unit", flags, FLAG_ATTRS)},
                         {"analysis": "natural_to_shape_max_ratio"})
+
+
+def _check_same_units(a: xr.Dataset, b: xr.Dataset, what: str):
+    if a.sizes["unit"] != b.sizes["unit"]:
+        raise ResponseError(f"{what} have {a.sizes['unit']} and {b.sizes['unit']} units; pass "
+                            "results of the same units, in the same order")
+    for c in ("layer", "channel", "y", "x"):
+        if c in a.coords and c in b.coords and not np.array_equal(a[c].values, b[c].values):
+            raise ResponseError(f"unit coord {c!r} differs between the {what}; pass results "
+                                "of the same units in the same order")
+
+
+def ratio_of_top_apc_units(ratio: xr.Dataset, apc_fit: xr.Dataset, n_top: int = 10) -> xr.Dataset:
+    """Natural/shape max ratio of each layer's most APC-like units (Pospisil et al. 2018, Fig. 13).
+
+    Per layer (the ``layer`` unit coord; all units form one layer ``"all"`` without it),
+    the ``n_top`` units with the highest APC r (NaN r never ranks; ties keep unit order)
+    are taken; of those, units whose maximum shape response is <= 0 are excluded and
+    counted, as the paper excluded them (its ratio is undefined or negative there), and
+    the ratio is averaged over the rest: ``ratio_top_mean`` +- ``ratio_top_sd`` (sample
+    SD, ddof = 1; NaN for fewer than 2 units). ``ratio_median_all`` is the median over all
+    the layer's units with a defined ratio (the package's earlier summary), beside it.
+
+    Parameters
+    ----------
+    ratio : result of :func:`natural_to_shape_max_ratio` (``ratio``, ``shape_max``)
+    apc_fit : result of :func:`artiphys.tuning.apc.fit_apc` on the same units (``r``)
+    n_top : units per layer (10 in the paper)
+
+    Returns
+    -------
+    xr.Dataset on ``layer`` (and ``rank`` for ``top_unit``, the positions in the unit dim
+    of the units averaged, -1 padding): ``ratio_top_mean``, ``ratio_top_sd``, ``n_top_used``,
+    ``n_top_excluded``, ``top_apc_r_min``, ``ratio_median_all``, ``n_ratio_defined``.
+    """
+    _check_same_units(ratio, apc_fit, "ratio and APC results")
+    layers = (np.asarray(ratio["layer"].values).astype(str) if "layer" in ratio.coords
+              else np.full(ratio.sizes["unit"], "all"))
+    names = list(dict.fromkeys(layers.tolist()))
+    r = np.asarray(apc_fit["r"].values, float)
+    rat = np.asarray(ratio["ratio"].values, float)
+    smax = np.asarray(ratio["shape_max"].values, float)
+    cols = {k: [] for k in ("mean", "sd", "used", "excluded", "rmin", "median", "defined", "top")}
+    for name in names:
+        idx = np.flatnonzero((layers == name) & np.isfinite(r))
+        top = idx[np.argsort(-r[idx], kind="stable")[:n_top]]
+        used = top[smax[top] > 0]
+        vals = rat[used]
+        cols["mean"].append(vals.mean() if len(vals) else np.nan)
+        cols["sd"].append(vals.std(ddof=1) if len(vals) > 1 else np.nan)
+        cols["used"].append(len(used))
+        cols["excluded"].append(len(top) - len(used))
+        cols["rmin"].append(r[top].min() if len(top) else np.nan)
+        all_ratio = rat[(layers == name) & np.isfinite(rat)]
+        cols["median"].append(np.median(all_ratio) if len(all_ratio) else np.nan)
+        cols["defined"].append(len(all_ratio))
+        cols["top"].append(np.pad(used, (0, n_top - len(used)), constant_values=-1))
+    return xr.Dataset({
+        "ratio_top_mean": ("layer", np.array(cols["mean"], float),
+                           {"long_name": f"mean natural/shape max ratio of the {n_top} best APC units"}),
+        "ratio_top_sd": ("layer", np.array(cols["sd"], float), {"long_name": "SD (ddof=1)"}),
+        "n_top_used": ("layer", np.array(cols["used"], int)),
+        "n_top_excluded": ("layer", np.array(cols["excluded"], int),
+                           {"long_name": "top units excluded: shape maximum <= 0"}),
+        "top_apc_r_min": ("layer", np.array(cols["rmin"], float)),
+        "ratio_median_all": ("layer", np.array(cols["median"], float),
+                             {"long_name": "median ratio over all units with a defined ratio"}),
+        "n_ratio_defined": ("layer", np.array(cols["defined"], int)),
+        "top_unit": (("layer", "rank"), np.array(cols["top"], int).reshape(len(names), n_top)),
+    }, coords={"layer": names, "rank": np.arange(n_top)},
+        attrs={"analysis": "natural_to_shape_ratio_top_apc", "n_top": int(n_top), "sd_ddof": 1})
 
 
 def top_bottom_stimuli(responses, n: int = 8) -> xr.Dataset:
