@@ -98,7 +98,7 @@ def run_examples(battery) -> None:
         return
     inputs = {f"{c}/{la}/{n}": d for (c, la, n), (d, _) in battery.results.items()
               if n in ("apc", "ti") and c == battery.spec.condition}
-    chosen = battery._one(battery.spec.condition, "all", "examples", battery.spec, inputs,
+    chosen = battery.one(battery.spec.condition, "all", "examples", battery.spec, inputs,
                           {"n": cfg.n_examples, "of_interest": list(cfg.units_of_interest)},
                           lambda: {"layers": examples(battery), "criteria": list(CRITERIA)})
     spec = battery.spec
@@ -146,11 +146,11 @@ def _maximal_images(battery, ref, units) -> None:
         ds.attrs.update(analysis="synthesis", layer=ref.label)
         return ds
 
-    images = battery._one(spec.condition, ref.label, "maximal_images", spec,
+    images = battery.one(spec.condition, ref.label, "maximal_images", spec,
                           {**model_inputs(spec), "layer": ref.name, "units": units}, settings,
                           compute, **_unit_meta(units))
     digest = battery.results[spec.condition, ref.label, "maximal_images"][0]
-    battery._one(spec.condition, ref.label, "probes", spec, {"images": digest},
+    battery.one(spec.condition, ref.label, "probes", spec, {"images": digest},
                  {"units": units}, lambda: probe_responses(
                      spec, ref.name, torch.as_tensor(images["images"].values), units),
                  **_unit_meta(units))
@@ -165,7 +165,7 @@ def _diverse(battery, ref, units) -> None:
     if not units or not battery.is_spatial(ref):
         return
     recipe = DiverseRecipe(steps=cfg.diverse_steps, seed=cfg.control_seed)
-    sets = battery._one(spec.condition, ref.label, "diverse", spec,
+    sets = battery.one(spec.condition, ref.label, "diverse", spec,
                         {**model_inputs(spec), "layer": ref.name, "units": units},
                         {"recipe": recipe.to_dict(), "images_dir": cfg.images_dir},
                         lambda: diverse_sets(spec, ref.name, units, recipe=recipe,
@@ -174,7 +174,7 @@ def _diverse(battery, ref, units) -> None:
                         **_unit_meta(units))
     digest = battery.results[spec.condition, ref.label, "diverse"][0]
     texture = TextureRecipe(steps=cfg.diverse_steps, seed=cfg.control_seed)
-    battery._one(spec.condition, ref.label, "diverse_indices", spec, {"sets": digest},
+    battery.one(spec.condition, ref.label, "diverse_indices", spec, {"sets": digest},
                  {"steps": cfg.diverse_steps},
                  lambda: invariance_indices(spec, sets, texture=texture,
                                             progress=not battery.s.progress.quiet),
@@ -201,7 +201,7 @@ def _top_patches(battery, ref, units) -> None:
         ds.attrs.update(analysis="top_patches", layer=ref.label)
         return ds
 
-    battery._one(spec.condition, ref.label, "top_patches", spec,
+    battery.one(spec.condition, ref.label, "top_patches", spec,
                  {**model_inputs(spec), "layer": ref.name, "units": units,
                   "stimuli": stim.content_hash}, {"k": 8, "position": "center"}, compute,
                  **_unit_meta(units))

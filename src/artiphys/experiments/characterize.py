@@ -39,9 +39,9 @@ class CharacterizeConfig(Config):
     images_dir: str | None = option(None, cli="--images", help="Folder of natural images "
                                     f"[default: ${NATURAL_ENV}].")
     n_images: int = option(362, help="Natural images drawn from the folder.")
-    shape_size_px: float = option(32.0, cli="--shape-size",
-                                  help="Shape size (big-circle diameter) in px at the input "
-                                       "size (the paper: 32 at 227).")
+    shape_size: str = option("32", help="Shape size (big-circle diameter): px at the input "
+                             "size (the paper: 32 at 227), or rf:FRACTION of each layer's "
+                             "RF (e.g. rf:0.5).")
     kurtosis_threshold: float | None = option(
         None, cli="--kurtosis-filter", help="Exclude units with kurtosis >= this from APC "
         "results (paper: 42). Off by default.")
@@ -51,6 +51,8 @@ class CharacterizeConfig(Config):
     ti_axes: tuple[str, ...] = option(("x",), choices=("x", "y"),
                                       help="TI sweep directions: x, or x,y.")
     control_seed: int = option(0, help="Seed of shuffles, twins and natural-image draws.")
+    control_seeds: int = option(3, help="Seeds of each random-weight control (untrained, "
+                                "weight-shuffle): control_seed, control_seed + 1, ...")
     reference_fits: str | None = option(
         None, cli="--reference", help="Table of recorded neurons' APC fits (an r column), "
         "e.g. v4_apc_fits_pc2001_109cells.csv: adds KS vs the neurons.")
@@ -74,9 +76,15 @@ class CharacterizeConfig(Config):
             self.fail("layers", "a layer is named twice")
         if self.n_images < 1:
             self.fail("n_images", f"must be at least 1, not {self.n_images}")
-        if not self.shape_size_px > 0:
-            self.fail("shape_size_px", f"must be a positive size in px, not "
-                      f"{self.shape_size_px}")
+        from artiphys.errors import StimulusError
+        from artiphys.tuning.shape_size import parse_shape_size
+
+        try:
+            parse_shape_size(self.shape_size)
+        except StimulusError as exc:
+            self.fail("shape_size", str(exc))
+        if self.control_seeds < 1:
+            self.fail("control_seeds", f"must be at least 1, not {self.control_seeds}")
         if self.kurtosis_threshold is not None and not self.kurtosis_threshold > 0:
             self.fail("kurtosis_threshold", "must be positive (the paper: 42)")
         if self.cv_folds == 1 or self.cv_folds < 0:

@@ -158,6 +158,7 @@ def sweep_center_px(model, layers, input_size_px: int | None = None) -> tuple[fl
     from artiphys.models.layers import resolve_layer
     from artiphys.models.receptive_field import layer_geometry, unit_center_px
     from artiphys.models.spec import as_spec
+    from artiphys.models.units import map_center
 
     spec = as_spec(model)
     size = int(input_size_px or spec.preprocessing.input_size_px)
@@ -169,7 +170,7 @@ def sweep_center_px(model, layers, input_size_px: int | None = None) -> tuple[fl
             continue
         if geo.known and geo.is_spatial and int(np.max(geo.stride_px)) > best:
             _, h, w = geo.chw
-            best, center = int(np.max(geo.stride_px)), unit_center_px(geo, h // 2, w // 2, 0)
+            best, center = int(np.max(geo.stride_px)), unit_center_px(geo, *map_center(h, w), 0)
     return float(center[0]), float(center[1])
 
 
