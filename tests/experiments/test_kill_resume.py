@@ -19,7 +19,7 @@ import xarray as xr
 from artiphys.store import RunDir
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-ARGS = ["characterize", "neuromatch_conv", "--synthesis", "none", "--layers", "conv,relu", "--tests",
+ARGS = ["characterize", "neuromatch_conv", "--synthesis", "none", "--control-seeds", "1", "--layers", "conv,relu", "--tests",
         "apc,ti,sparsity", "--controls", "shuffle,untrained", "--ti-extent", "8"]
 VOLATILE = ("created_utc",)
 

@@ -24,7 +24,7 @@ from artiphys.tuning.apc import fit_apc
 
 def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
     out = tmp_path / "char"
-    args = ["characterize", "neuromatch_conv", "--synthesis", "none", "--layers", "conv,relu",
+    args = ["characterize", "neuromatch_conv", "--synthesis", "none", "--control-seeds", "1", "--layers", "conv,relu",
             "--tests", "apc,ti,sparsity",
             "--controls", "shuffle,untrained", "--ti-extent", "8", "--ti-axes", "x,y",
             "--reference", str(reference_dir / "v4_apc_fits_pc2001_109cells.csv"),
@@ -63,7 +63,7 @@ def test_characterize_writes_summary_and_resumes(tmp_path, reference_dir):
 
 def test_resume_after_a_changed_setting_recomputes_only_its_steps(tmp_path):
     out = tmp_path / "char"
-    args = ["characterize", "neuromatch_conv", "--synthesis", "none", "--layers", "relu", "--tests", "apc,ti",
+    args = ["characterize", "neuromatch_conv", "--synthesis", "none", "--control-seeds", "1", "--layers", "relu", "--tests", "apc,ti",
             "--controls", "shuffle", "--ti-extent", "8", "--out", str(out)]
     assert CliRunner().invoke(main, args).exit_code == 0
     log_before = (out / "run.log").read_text()
@@ -85,7 +85,7 @@ def test_resume_after_a_changed_setting_recomputes_only_its_steps(tmp_path):
 
 
 def test_dump_config_then_config_reproduces_the_run(tmp_path):
-    args = ["characterize", "neuromatch_conv", "--synthesis", "none", "--layers", "relu", "--tests", "apc,sparsity",
+    args = ["characterize", "neuromatch_conv", "--synthesis", "none", "--control-seeds", "1", "--layers", "relu", "--tests", "apc,sparsity",
             "--controls", "shuffle"]
     dumped = CliRunner().invoke(main, args + ["--dump-config"])
     assert dumped.exit_code == 0 and 'experiment = "characterize"' in dumped.output
@@ -110,7 +110,7 @@ def test_dump_config_then_config_reproduces_the_run(tmp_path):
     (["--kurtosis-filter", "abc"], "kurtosis-filter"),
 ])
 def test_characterize_bad_settings_are_one_line_errors(tmp_path, bad, message):
-    res = CliRunner().invoke(main, ["characterize", "neuromatch_conv", "--synthesis", "none", "--layers", "relu",
+    res = CliRunner().invoke(main, ["characterize", "neuromatch_conv", "--synthesis", "none", "--control-seeds", "1", "--layers", "relu",
                                     *bad, "--out", str(tmp_path / "x")])
     assert res.exit_code == 2, res.output
     assert message in res.output and "Traceback" not in res.output
@@ -132,7 +132,7 @@ def test_unknown_config_key_is_named(tmp_path):
 
 def test_natural_without_images_is_skipped_and_said(tmp_path, monkeypatch):
     monkeypatch.delenv("ARTIPHYS_NATURAL_IMAGES", raising=False)
-    res = CliRunner().invoke(main, ["characterize", "neuromatch_conv", "--synthesis", "none", "--layers", "relu",
+    res = CliRunner().invoke(main, ["characterize", "neuromatch_conv", "--synthesis", "none", "--control-seeds", "1", "--layers", "relu",
                                     "--tests", "apc,natural", "--controls", "",
                                     "--out", str(tmp_path / "n")])
     assert res.exit_code == 0, res.output
@@ -198,3 +198,27 @@ def test_apc_features_csv_is_joined_by_stimulus_identity(tmp_path, reference_dir
                                str(unjoinable), "--quiet"])
     assert res.exit_code != 0 and "no rows for index_370 = 361" in res.output
     assert "Traceback" not in res.output
+
+
+def test_battery_controls_over_seeds_rf_sized_shapes_and_confounds(tmp_path):
+    out = tmp_path / "b"
+    res = CliRunner().invoke(main, [
+        "characterize", "neuromatch_conv", "--synthesis", "none", "--layers", "conv,relu",
+        "--tests", "apc,ti", "--controls", "shuffle,untrained", "--control-seeds", "2",
+        "--shape-size", "rf:0.5", "--ti-step", "1", "--ti-extent", "6", "--quiet",
+        "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["control_seeds"] == {"untrained": ["untrained", "untrained_seed1"]}
+    rows = summary["layers"]["relu"]
+    assert set(rows) == {"analytic", "shuffle", "untrained", "untrained_seed1"}
+    size = summary["shape_sizes"]["relu"]
+    assert size["spec"] == "rf:0.5" and size["size_px"] == 0.5 * size["rf_size_px"][1]
+    assert rows["analytic"]["n_ti_defined"] > 0  # shapes sized to the RF fit inside it
+    for key in ("area_r_median", "apc_r_partial_area_median", "frac_apc_beats_area"):
+        assert key in rows["analytic"]
+    versus = summary["seed_statistics"]["relu"]["apc_r"]["versus"]["untrained"]
+    assert 0 <= versus["p_value"] <= 1
+    per_seed = summary["seed_statistics"]["relu"]["apc_r"]["conditions"]["untrained"]
+    assert per_seed["n_seeds"] == 2 and len(per_seed["median_per_seed"]) == 2
+    assert summary["first_sublayers"] == ["conv"]
