@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 SHARED ?= $(abspath ../shared)
 export ARTIPHYS_WEIGHTS_DIR ?= $(SHARED)/weights
 export ARTIPHYS_SHARED ?= $(SHARED)
+# The demo's natural images (diverse sets, top/bottom patches) when the shared sample is here.
+ifneq ($(wildcard $(SHARED)/data/imagenet-sample-256),)
+demo: export ARTIPHYS_NATURAL_IMAGES ?= $(SHARED)/data/imagenet-sample-256
+endif
 
 .PHONY: install demo test test-fast bench clean
 
@@ -18,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(PY) -m artiphys demo --out runs/demo
+	$(PY) -m artiphys demo --out runs/demo --resume
 
 test: install
 	$(PY) -m pytest -q

@@ -15,7 +15,7 @@ def test_demo_recovers_designed_tuning_and_writes_report(tmp_path):
     out = tmp_path / "demo"
     result = CliRunner().invoke(main, ["demo", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "demo_summary.json").read_text())
     layers = summary["layers"]
     assert layers["simple"]["frac_simple"] == 1.0
     assert layers["complex_energy"]["frac_simple"] == 0.0
@@ -24,4 +24,16 @@ def test_demo_recovers_designed_tuning_and_writes_report(tmp_path):
         assert layers[name]["orientation_error_deg_max"] < 0.5
         assert 0 < layers[name]["apc_r_median"] < 1
     assert (out / "report" / "index.html").exists()
+    # the battery ran into the same run: APC, TI, controls and example units' maximal images
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {k: v["status"] for k, v in manifest["experiments"].items()} == {
+        "characterize": "finished", "demo": "finished"}
+    battery = json.loads((out / "summary.json").read_text())
+    layers = battery["layers"]
+    assert "complex_energy.pool" in layers and "simple.linear" in layers
+    assert (out / "configs" / "characterize.toml").is_file()
+    again = CliRunner().invoke(main, ["demo", "--out", str(out), "--resume"])
+    assert again.exit_code == 0, again.output
+    log = (out / "run.log").read_text().split("demo: started")[-1]
+    assert "computed" not in log and "reused" in log      # a resumed demo recomputes nothing
     assert "report:" in result.output and str(out) in result.output

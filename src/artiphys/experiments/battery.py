@@ -71,6 +71,7 @@ class Battery:
                                 "ARTIPHYS_NATURAL_IMAGES")
         self.labels_by_name = {k: ref.label for ref in self.refs
                                for k in (ref.label, ref.name, ref.alias) if k}
+        self.check_example_layers()
         self.shape_sizes = self._shape_sizes()
         self.groups = self._groups()
         self.sets = self._stimulus_sets()
@@ -79,6 +80,15 @@ class Battery:
         self.results: dict = {}  # (condition, layer, name) -> (digest, value)
 
     # -- set-up --------------------------------------------------------------------------
+    def check_example_layers(self) -> None:
+        """Fail before any run is touched when a units-of-interest, synthesis or diverse
+        layer is not one of the battery's layers."""
+        from artiphys.experiments.battery_examples import layer_choice, parse_units_of_interest
+
+        parse_units_of_interest(self.cfg.units_of_interest, self.labels_by_name)
+        layer_choice(self, self.cfg.synthesis_layers, "synthesis_layers")
+        layer_choice(self, self.cfg.diverse_layers, "diverse_layers")
+
     def _shape_sizes(self) -> dict:
         """Per layer label the :class:`~artiphys.tuning.shape_size.ShapeSize` of the config's
         ``shape_size`` (px, or ``rf:FRACTION`` of each layer's RF)."""

@@ -103,7 +103,11 @@ def run_examples(battery) -> None:
                           lambda: {"layers": examples(battery), "criteria": list(CRITERIA)})
     spec = battery.spec
     spec.module.to(s.device)
+    synth_layers = layer_choice(battery, cfg.synthesis_layers, "synthesis_layers")
+    diverse_layers = layer_choice(battery, cfg.diverse_layers, "diverse_layers") or synth_layers
     for ref in battery.refs:
+        if synth_layers and ref.label not in synth_layers:
+            continue
         units = [e["channel"] for e in chosen["layers"].get(ref.label, [])]
         if cfg.synthesis == "all":
             units = sorted(set(units) | set(range(int(battery.n_channels(ref)))))
@@ -111,7 +115,7 @@ def run_examples(battery) -> None:
             continue
         s.progress.step(f"{spec.condition} {ref.label}: visualising {len(units)} unit(s)")
         _maximal_images(battery, ref, units)
-        if cfg.images_dir is not None:
+        if cfg.images_dir is not None and (not diverse_layers or ref.label in diverse_layers):
             _diverse(battery, ref, [e["channel"] for e in chosen["layers"].get(ref.label, [])])
         if "natural" in battery.tests:
             _top_patches(battery, ref, units)
@@ -119,6 +123,25 @@ def run_examples(battery) -> None:
         battery.skipped.append("diverse sets and top/bottom patches of the example units: "
                                "they need natural images (the image norm, the patches); "
                                "pass --images DIR or set ARTIPHYS_NATURAL_IMAGES")
+
+
+def layer_choice(battery, names, field: str) -> set[str]:
+    """The battery labels of the layers ``names`` (empty: no restriction).
+
+    Raises
+    ------
+    ConfigError
+        For a name that is not one of the battery's layers.
+    """
+    from artiphys.config import ConfigError
+
+    out = set()
+    for name in names:
+        if name not in battery.labels_by_name:
+            raise ConfigError(f"{field}: layer {name!r} is not in the battery's layers "
+                              f"({', '.join(sorted(battery.labels_by_name))})")
+        out.add(battery.labels_by_name[name])
+    return out
 
 
 def _unit_meta(units):
@@ -164,7 +187,8 @@ def _diverse(battery, ref, units) -> None:
     spec, cfg = battery.spec, battery.cfg
     if not units or not battery.is_spatial(ref):
         return
-    recipe = DiverseRecipe(steps=cfg.diverse_steps, seed=cfg.control_seed)
+    lambdas = {"lambdas": tuple(cfg.diverse_lambdas)} if cfg.diverse_lambdas else {}
+    recipe = DiverseRecipe(steps=cfg.diverse_steps, seed=cfg.control_seed, **lambdas)
     sets = battery.one(spec.condition, ref.label, "diverse", spec,
                         {**model_inputs(spec), "layer": ref.name, "units": units},
                         {"recipe": recipe.to_dict(), "images_dir": cfg.images_dir},
@@ -188,7 +212,7 @@ def _top_patches(battery, ref, units) -> None:
     from artiphys.synthesis.save import top_patches_dataset
     from artiphys.synthesis.top_patches import top_patches
 
-    spec, stim = battery.spec, battery.sets["natural"]
+    spec, stim = battery.spec, battery.sets[battery.size_of(ref)]["natural"]
 
     def compute():
         res = top_patches(spec, stim, ref.name, units, 8, position="center",
@@ -207,5 +231,5 @@ def _top_patches(battery, ref, units) -> None:
                  **_unit_meta(units))
 
 
-__all__ = ["CRITERIA", "choose_examples", "examples", "parse_units_of_interest",
+__all__ = ["CRITERIA", "choose_examples", "examples", "layer_choice", "parse_units_of_interest",
            "rank_units", "run_examples"]

@@ -64,9 +64,16 @@ class CharacterizeConfig(Config):
                              "closest to the ideal V4 unit, median APC r.")
     units_of_interest: tuple[str, ...] = option((), help="More example units, as "
                                                 "layer:channel (e.g. conv2:5,conv4:17).")
+    synthesis_layers: tuple[str, ...] = option((), help="Layers whose example units are "
+                                               "visualised [default: every layer].")
+    diverse_layers: tuple[str, ...] = option((), help="Layers whose example units get a "
+                                             "diverse set [default: the synthesis layers].")
     synthesis_steps: int = option(256, help="Optimisation steps of a maximal image.")
     diverse_steps: int = option(1000, help="Optimisation steps of a diverse set (and of "
                                 "its textures).")
+    diverse_lambdas: tuple[float, ...] = option(
+        (), help="Diversity weights of the lambda sweep (must include 0) [default: Cadena "
+        "et al.'s sweep].")
     execution: ExecutionConfig = option(default_factory=ExecutionConfig)
 
     def validate(self):
@@ -98,6 +105,10 @@ class CharacterizeConfig(Config):
             self.fail("ti_axes", "name at least one axis: x or y")
         if self.n_examples < 0:
             self.fail("n_examples", f"must be 0 or more, not {self.n_examples}")
+        if self.diverse_lambdas and (0.0 not in self.diverse_lambdas
+                                     or min(self.diverse_lambdas) < 0):
+            self.fail("diverse_lambdas", "must be >= 0 and include 0 (the reference every "
+                      "ratio divides by)")
         if self.synthesis_steps < 1 or self.diverse_steps < 1:
             self.fail("synthesis_steps", "synthesis_steps and diverse_steps must be >= 1")
 

@@ -5,8 +5,14 @@ DoG cells) has known answers, so the demo checks itself: the preferred orientati
 recovered from a grating sweep must match each channel's designed orientation, simple
 cells must come out with F1/F0 > 1 and energy complex cells with F1/F0 < 1. Gratings and
 the 362 Pasupathy-Connor shapes are recorded from the centre unit of every channel of
-each cell family; grating tuning and APC fits follow; a summary and the report are built
-from what was stored. Every result is a step, so ``--resume`` redoes only what is missing.
+each cell family; grating tuning and APC fits follow. Before them the demo runs the
+characterize battery (:data:`DEMO_BATTERY`: APC, TI, sparsity, shuffle and untrained
+controls, example units' maximal images, probes, and with natural images diverse sets and
+top/bottom patches) into the same run, lightened so that the whole demo takes minutes on
+two CPU cores (fewer layers, one control seed, fewer optimisation steps and lambdas than
+the papers; the stored ``configs/characterize.toml`` says exactly which). A summary and the
+report are built from what was stored. Every result is a step, so ``--resume`` redoes only
+what is missing.
 """
 
 from __future__ import annotations
@@ -22,6 +28,15 @@ from artiphys.experiments.base import (ExecutionConfig, ModelConfig, Session, mo
 from artiphys.store.rundir import RunDir, file_label
 
 DEMO_LAYERS = ("simple", "complex_energy", "complex_hw", "dog")
+#: The battery settings of the demo (the rest are characterize's defaults).
+DEMO_BATTERY = {
+    "layers": ("simple.linear", "simple.relu", "complex_energy.pool", "complex_hw.pool",
+               "dog.linear"),
+    "control_seeds": 1, "n_images": 100, "n_examples": 2, "ti_step_px": 4,
+    "synthesis_layers": ("simple.linear", "complex_energy.pool"),
+    "diverse_layers": ("complex_energy.pool",), "synthesis_steps": 64,
+    "diverse_steps": 40, "diverse_lambdas": (0.0, 0.16, 1.28),
+}
 
 
 @dataclass(frozen=True)
@@ -30,13 +45,31 @@ class DemoConfig(Config):
 
     kind = "demo"
     model: ModelConfig = option(default_factory=ModelConfig, help="The model.")
+    battery: bool = option(True, cli="--battery", cli_no="--no-battery",
+                           help="Run the characterize battery first (DEMO_BATTERY settings).")
     execution: ExecutionConfig = option(default_factory=ExecutionConfig)
+
+    def battery_config(self):
+        """The characterize config the demo runs (its model and execution settings)."""
+        from artiphys.experiments.characterize import CharacterizeConfig
+
+        own = dict(DEMO_BATTERY)
+        names = dict(self.model.load().module.named_modules())
+        if not set(own["layers"]) <= set(names):  # another model: its paper sublayers
+            for key in ("layers", "synthesis_layers", "diverse_layers"):
+                own.pop(key)
+        return CharacterizeConfig(model=self.model, execution=self.execution, **own)
 
 
 def run_demo(config: DemoConfig | None = None, out: str | os.PathLike = "runs/demo",
              **options) -> RunDir:
-    """Run the demo into ``out``; the summary is in ``out/summary.json``."""
+    """Run the demo into ``out``: the battery's summary is in ``out/summary.json``, the
+    known-answer checks in ``out/demo_summary.json``."""
     config = config or DemoConfig()
+    if config.battery:
+        from artiphys.experiments.characterize import run as run_characterize
+
+        run_characterize(config.battery_config(), out, **options)
     return run_experiment(config, out, lambda s: _demo(s, config), **options)
 
 
@@ -102,7 +135,7 @@ def _demo(session: Session, config: DemoConfig) -> dict:
             result="apc", condition=spec.condition), lambda: fit_apc(resp, features))
         summary["layers"][label] = _layer_entry(spec, label, tuning, apc, channel_table)
     p.step("summary and report")
-    session.run.write_json("summary.json", summary)
+    session.run.write_json("demo_summary.json", summary)
     from artiphys.report import build_report
 
     summary["report"] = str(build_report(session.run.path))

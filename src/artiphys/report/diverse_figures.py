@@ -52,7 +52,7 @@ def diverse_figures(ds: xr.Dataset):
     ax[0].set_ylabel("mean activation / at $\\lambda=0$")
     gain = ds["diversity_gain"].values
     ok = np.isfinite(gain) & (gain > 0)
-    ax[1].hist(np.log10(gain[ok]), bins=20, color="0.3")
+    _hist(ax[1], np.log10(gain[ok]))
     ax[1].set_xlabel("log10 diversity gain at the chosen $\\lambda$")
     ax[1].set_ylabel("units")
     figs = [("Diversity vs activation trade-off",
@@ -105,15 +105,29 @@ def diverse_figures(ds: xr.Dataset):
     return figs
 
 
+def _hist(ax, values, bins: int = 20) -> int:
+    """Histogram of the finite ``values`` (a range widened around a single repeated value,
+    which numpy cannot bin); returns how many were drawn."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if v.size:
+        lo, hi = float(v.min()), float(v.max())
+        pad = max(abs(lo), abs(hi), 1.0) * 1e-3
+        if hi - lo < pad:
+            lo, hi = lo - pad, hi + pad
+        ax.hist(v, bins=bins, range=(lo, hi), color="0.3")
+    return int(v.size)
+
+
 @figure_for("diverse_indices")
 def diverse_index_figures(ds: xr.Dataset):
     """Histograms of the two invariance indices and their scatter (texture vs shape units)."""
     pi = ds["phase_invariance_index"].values
     lc = ds["linear_combination_index"].values
     fig, ax = plt.subplots(1, 3, figsize=(10, 3), constrained_layout=True)
-    ax[0].hist(pi[np.isfinite(pi)], bins=20, color="0.3")
+    _hist(ax[0], pi)
     ax[0].set_xlabel("phase (shift) invariance index")
-    ax[1].hist(lc[np.isfinite(lc)], bins=20, color="0.3")
+    _hist(ax[1], lc)
     ax[1].set_xlabel("linear-combination index")
     ax[2].scatter(lc, pi, s=10, color="0.2")
     ax[2].set_xlabel("linear-combination index")
