@@ -134,7 +134,8 @@ def _maximal_images(battery, ref, units) -> None:
     from artiphys.synthesis.save import synthesis_dataset
 
     spec, cfg = battery.spec, battery.cfg
-    recipe = default_recipe("pixel", steps=cfg.synthesis_steps)
+    recipe = default_recipe("pixel", steps=cfg.synthesis_steps,
+                            rescue_steps=cfg.rescue_steps)
     settings = {"objective": "unit", "param": "pixel", "recipe": recipe.to_dict(),
                 "seed": cfg.control_seed}
 

@@ -65,6 +65,8 @@ class CharacterizeConfig(Config):
     units_of_interest: tuple[str, ...] = option((), help="More example units, as "
                                                 "layer:channel (e.g. conv2:5,conv4:17).")
     synthesis_steps: int = option(256, help="Optimisation steps of a maximal image.")
+    rescue_steps: int = option(16, help="First steps of a maximal image with redirected "
+                               "ReLU gradients (silent units still get an image; 0: off).")
     diverse_steps: int = option(1000, help="Optimisation steps of a diverse set (and of "
                                 "its textures).")
     execution: ExecutionConfig = option(default_factory=ExecutionConfig)
@@ -100,6 +102,8 @@ class CharacterizeConfig(Config):
             self.fail("n_examples", f"must be 0 or more, not {self.n_examples}")
         if self.synthesis_steps < 1 or self.diverse_steps < 1:
             self.fail("synthesis_steps", "synthesis_steps and diverse_steps must be >= 1")
+        if self.rescue_steps < 0:
+            self.fail("rescue_steps", f"must be 0 or more, not {self.rescue_steps}")
 
     def resolved(self) -> CharacterizeConfig:
         """The config with the natural-image folder taken from the environment when unset

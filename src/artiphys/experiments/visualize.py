@@ -37,6 +37,8 @@ class VisualizeConfig(Config):
     color: Literal["all", "r", "g", "b", "gray"] = option("all", help="Colour channels "
                                                           "synthesised.")
     steps: int = option(256, help="Optimisation steps.")
+    rescue_steps: int = option(16, help="First steps with redirected ReLU gradients, so "
+                               "channels silent at the start get an image (0: off).")
     lr: float | None = option(None, help="Learning rate [default: the recipe's].")
     size: str = option("input", help="Image side in px, 'rf' (unit's RF) or 'input'.")
     units_per_batch: int = option(64, help="Units optimised together (one step each).")
@@ -51,6 +53,8 @@ class VisualizeConfig(Config):
         parse_channels(self.units, f"{self.kind}.units")
         if self.steps < 1:
             self.fail("steps", f"must be at least 1, not {self.steps}")
+        if self.rescue_steps < 0:
+            self.fail("rescue_steps", f"must be 0 or more, not {self.rescue_steps}")
         if self.lr is not None and not self.lr > 0:
             self.fail("lr", f"must be positive, not {self.lr}")
         if self.units_per_batch < 1:
@@ -77,7 +81,7 @@ def _visualize(session: Session, config: VisualizeConfig) -> dict:
     spec = config.model.load()
     spec.module.to(session.device)
     units = parse_channels(config.units)
-    recipe = default_recipe(config.param, steps=config.steps,
+    recipe = default_recipe(config.param, steps=config.steps, rescue_steps=config.rescue_steps,
                             **({"lr": config.lr} if config.lr is not None else {}))
     batches = [units[i:i + config.units_per_batch]
                for i in range(0, len(units), config.units_per_batch)]
