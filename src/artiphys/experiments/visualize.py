@@ -177,6 +177,9 @@ class TopPatchesConfig(Config):
     position: Literal["max", "center"] = option("max", help="Unit at the extreme of the "
                                                 "map, or the centre unit.")
     n_images: int | None = option(None, help="Use a seeded random sample of this many images.")
+    method: Literal["deconv", "guided"] = option(
+        "deconv", help="Patch features: Zeiler & Fergus deconvolution (the paper's Figs. "
+        "9-12) or guided backpropagation.")
     execution: ExecutionConfig = option(default_factory=ExecutionConfig)
 
     def validate(self):
@@ -216,13 +219,14 @@ def _top_patches(session: Session, config: TopPatchesConfig) -> dict:
         step = session.step("top_patches", 1,
                             inputs={**model_inputs(spec), "layer": layer, "units": units,
                                     "stimuli": stimuli.content_hash},
-                            settings={"k": config.k, "position": config.position},
+                            settings={"k": config.k, "position": config.position,
+                                      "method": config.method},
                             path=f"top_patches/{file_label(label)}/patches", layer=label,
                             result="top_patches", model=spec.name, condition=spec.condition)
 
         def compute(layer=layer):
             res = top_patches(spec, stimuli, layer, units, config.k, position=config.position,
-                              batch_size=session.batch_size,
+                              batch_size=session.batch_size, method=config.method,
                               progress=not session.progress.quiet)
             ds = top_patches_dataset(res)
             table = xr.Dataset.from_dataframe(res.table.reset_index(drop=True))

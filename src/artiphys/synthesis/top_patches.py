@@ -9,10 +9,10 @@ kept ``k`` with each batch), so memory does not grow with the number of images.
 Afterwards, for each kept image it crops the unit's receptive field (zero-padded where
 the RF leaves the image, as in the paper: padded regions are what the network's zero
 padding shows the unit, i.e. the normalisation mean) and computes the unit's guided
-backpropagation feature (Springenberg et al. 2015; a variant of the Zeiler & Fergus 2014
-deconvnet used by Pospisil et al.): the gradient of that one unit's activation with
-respect to the input, with negative gradients stopped at every ``nn.ReLU``, cropped to
-the same box.
+feature: by default the Zeiler & Fergus (2014) deconvolution used by Pospisil et al.
+(transposed filters, unpooling with the max-pool switches, rectified backward signal at
+every ``nn.ReLU``), or guided backpropagation (Springenberg et al. 2015: also the forward
+ReLU mask), cropped to the same box.
 
 On a rectified layer (a ReLU, a SqueezeNet fire module) nearly every image drives some
 unit of the map to exactly 0, so the "most suppressive" list is a tie at 0. Read the
@@ -58,7 +58,7 @@ class TopPatches:
     patches : ndarray ``(units, 2, k, 3, rf, rf)`` float32
         RF crops in [0, 1] (padding = the normalisation mean); sign 0 excitatory.
     features : ndarray ``(units, 2, k, 3, rf, rf)`` float32
-        Guided-backprop gradient of the unit, cropped like the patches (0 outside image).
+        Deconvnet (default) or guided-backprop signal of the unit, cropped like the patches (0 outside image).
     units : list of int
     layer : str
     geometry : UnitGeometry
@@ -164,24 +164,57 @@ class _GuidedReLUGrad(torch.autograd.Function):
         return grad.clamp(min=0)
 
 
-def guided_backprop(model: ModelSpec | nn.Module, images: torch.Tensor, layer,
-                    channels: Sequence[int], positions: Sequence[tuple[int, int]]) -> torch.Tensor:
-    """Guided-backprop gradient of one unit per image w.r.t. that image (model input space).
+class _DeconvReLU(torch.autograd.Function):
+    """``max(x, 0)`` forward; backward rectifies the signal, ignoring the forward mask
+    (Zeiler & Fergus 2014: the deconvnet's ReLU)."""
 
-    Image ``i`` (RGB in [0, 1], at the model's input size) gets the gradient of the
-    activation of ``channels[i]`` at map position ``positions[i]``; ReLU modules pass only
-    positive gradients back (their own mask keeps only positive inputs). Hooks are removed
-    in ``finally``. Only ``nn.ReLU`` modules are guided (functional relus are not).
+    @staticmethod
+    def forward(ctx, x):
+        return x.clamp_min(0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.clamp(min=0)
+
+
+def _guided_hook(_m, _i, out):
+    return _GuidedReLUGrad.apply(out)
+
+
+def _deconv_hook(_m, inputs, _out):
+    return _DeconvReLU.apply(inputs[0])
+
+
+METHODS = {"guided": "guided-backprop", "deconv": "deconvnet"}
+
+
+def unit_features(model: ModelSpec | nn.Module, images: torch.Tensor, layer,
+                  channels: Sequence[int], positions: Sequence[tuple[int, int]],
+                  method: str = "deconv") -> torch.Tensor:
+    """Deconvnet or guided-backprop feature of one unit per image (model input space).
+
+    Image ``i`` (RGB in [0, 1], at the model's input size) gets the backward signal of
+    the activation of ``channels[i]`` at map position ``positions[i]``. Convolutions pass
+    it back through their transposed filters and max-pools unpool it to the forward pass's
+    switches (the ordinary gradient); ``nn.ReLU`` modules either rectify the signal only
+    (``"deconv"``, Zeiler & Fergus 2014) or also keep the forward mask (``"guided"``,
+    Springenberg et al. 2015). Hooks are removed and ``inplace`` flags restored in
+    ``finally``. Functional relus are not seen.
     """
+    if method not in METHODS:
+        raise ArtiphysError(f"unknown method {method!r}; use 'deconv' or 'guided'")
     spec = as_spec(model)
     dev = module_device(spec.module)
     x = to_model_input(images, spec.preprocessing).to(dev).detach().requires_grad_(True)
+    relus = [m for m in spec.module.modules() if isinstance(m, nn.ReLU)]
+    inplace = [m.inplace for m in relus]
     handles = []
     try:
-        for m in spec.module.modules():
-            if isinstance(m, nn.ReLU):
-                handles.append(m.register_forward_hook(
-                    lambda _m, _i, out: _GuidedReLUGrad.apply(out)))
+        for m in relus:
+            if method == "deconv":
+                m.inplace = False
+            handles.append(m.register_forward_hook(
+                _deconv_hook if method == "deconv" else _guided_hook))
         a = forward_to_layers(spec, x, [layer])[layer]
         if a.ndim == 2:
             a = a[:, :, None, None]
@@ -192,12 +225,27 @@ def guided_backprop(model: ModelSpec | nn.Module, images: torch.Tensor, layer,
     finally:
         for h in handles:
             h.remove()
+        for m, flag in zip(relus, inplace):
+            m.inplace = flag
     return grad.detach().cpu()
+
+
+def guided_backprop(model: ModelSpec | nn.Module, images: torch.Tensor, layer,
+                    channels: Sequence[int], positions: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """Guided-backprop gradient of one unit per image (:func:`unit_features`)."""
+    return unit_features(model, images, layer, channels, positions, method="guided")
+
+
+def deconvnet(model: ModelSpec | nn.Module, images: torch.Tensor, layer,
+              channels: Sequence[int], positions: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """Zeiler & Fergus deconvolution of one unit per image (:func:`unit_features`)."""
+    return unit_features(model, images, layer, channels, positions, method="deconv")
 
 
 def top_patches(model: ModelSpec | nn.Module, stimuli: StimulusSet | str | Path, layer,
                 units: Sequence[int], k: int = 5, *, position: str = "max",
-                batch_size: int = 32, progress: bool = False) -> TopPatches:
+                batch_size: int = 32, progress: bool = False,
+                method: str = "deconv") -> TopPatches:
     """Top-``k`` excitatory and suppressive images of each unit, RF crops and features.
 
     Parameters
@@ -210,7 +258,12 @@ def top_patches(model: ModelSpec | nn.Module, stimuli: StimulusSet | str | Path,
         Channels of ``layer``.
     position : {"max", "center"}
         Where on the map the unit is (see :func:`stream_top_k`).
+    method : {"deconv", "guided"}
+        Features by Zeiler & Fergus deconvolution (the paper's Figs. 9-12) or guided
+        backpropagation (:func:`unit_features`).
     """
+    if method not in METHODS:
+        raise ArtiphysError(f"unknown method {method!r}; use 'deconv' or 'guided'")
     spec = as_spec(model)
     ref = resolve_layer(spec, layer)
     size = spec.preprocessing.input_size_px
@@ -233,8 +286,8 @@ def top_patches(model: ModelSpec | nn.Module, stimuli: StimulusSet | str | Path,
         if imgs.shape[-1] != size:
             imgs = torch.nn.functional.interpolate(imgs, size=(size, size), mode="bilinear",
                                                    align_corners=False, antialias=True)
-        grads = guided_backprop(spec, imgs, layer, [c] * len(flat_idx),
-                                [tuple(p.tolist()) for p in flat_pos])
+        grads = unit_features(spec, imgs, layer, [c] * len(flat_idx),
+                              [tuple(p.tolist()) for p in flat_pos], method=method)
         for j in range(len(flat_idx)):
             s, r = divmod(j, kk)
             y, x = (int(v) for v in flat_pos[j])
@@ -248,7 +301,7 @@ def top_patches(model: ModelSpec | nn.Module, stimuli: StimulusSet | str | Path,
     table = table.join(stimuli.params, on="stimulus")
     settings = {"layer": ref.label, "units": units, "k": k, "position": position,
                 "stimuli": stimuli.describe(), "model": spec.provenance(),
-                "rf_size_px": rf, "stride_px": geo.stride_px, "method": "guided-backprop"}
+                "rf_size_px": rf, "stride_px": geo.stride_px, "method": METHODS[method]}
     return TopPatches(table, patches, features, units, ref.label, geo, settings)
 
 
