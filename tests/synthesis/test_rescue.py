@@ -56,16 +56,19 @@ def test_recipe_rescues_by_default_in_render_units():
 
 def test_forward_unchanged_and_backward_redirected_only_upwards():
     relu = nn.ReLU()
-    x = torch.tensor([-1.0, -1.0, 2.0], requires_grad=True)
+    # batch element 0 has a live unit (plain gradient kept); element 1 is all silent
+    x = torch.tensor([[-1.0, -1.0, 2.0], [-1.0, -1.0, -3.0]], requires_grad=True)
+    g_out = torch.tensor([[-1.0, 1.0, 1.0], [-1.0, 1.0, -2.0]])
     with redirected_relu(relu) as n:
         y = relu(x)
         assert n == 1
-        torch.testing.assert_close(y, torch.tensor([0.0, 0.0, 2.0]))
-        (g,) = torch.autograd.grad(y, x, torch.tensor([-1.0, 1.0, 1.0]))
-    # silent unit 0: loss gradient -1 raises it -> passed; silent unit 1: +1 -> blocked
-    torch.testing.assert_close(g, torch.tensor([-1.0, 0.0, 1.0]))
-    (g,) = torch.autograd.grad(relu(x), x, torch.tensor([-1.0, 1.0, 1.0]))
-    torch.testing.assert_close(g, torch.tensor([0.0, 0.0, 1.0]))  # plain ReLU again
+        torch.testing.assert_close(y, x.clamp_min(0))
+        (g,) = torch.autograd.grad(y, x, g_out)
+    torch.testing.assert_close(g[0], torch.tensor([0.0, 0.0, 1.0]))
+    # silent units with loss gradient < 0 (raising them helps) pass; + 1 is blocked
+    torch.testing.assert_close(g[1], torch.tensor([-1.0, 0.0, -2.0]))
+    (g,) = torch.autograd.grad(relu(x), x, g_out)
+    torch.testing.assert_close(g[1], torch.zeros(3))  # plain ReLU again
 
 
 def test_hooks_removed_and_inplace_restored_on_error():

@@ -3,10 +3,10 @@
 A channel whose rectifiers are all silent for the starting image gives no gradient, and
 gradient ascent leaves its image gray. For the first ``rescue_steps`` steps,
 :func:`redirected_relu` changes only the backward pass of the model's ``nn.ReLU``
-modules (the forward values are unchanged): the gradient passes where the unit is active,
-as usual, and also where it is silent but the gradient would raise it (the idea of
-Lucid's redirected ReLU, our own implementation with a forward hook and an autograd
-function). Hooks are removed and ``inplace`` flags restored on exit, also on error.
+modules (the forward values are unchanged): where a batch element's ordinary ReLU
+gradient is all zero, the gradient also passes where the unit is silent but the gradient
+would raise it (the idea of Lucid's redirected ReLU, our own implementation with a
+forward hook and an autograd function); elements with a gradient keep the ordinary one. Hooks are removed and ``inplace`` flags restored on exit, also on error.
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ from torch import nn
 
 
 class _RedirectedReLU(torch.autograd.Function):
-    """``max(x, 0)`` forward; backward passes ``g`` where ``x > 0`` or where ``g < 0``.
+    """``max(x, 0)`` forward. Backward: the plain ReLU gradient for every batch element
+    whose plain gradient is not all zero; for the others (all units the gradient reaches
+    are silent) ``g`` passes where ``x > 0`` or where ``g < 0``.
 
     ``g`` is the gradient of the loss (the negated objective), so ``g < 0`` at a silent
-    unit means raising it would raise the objective.
+    unit means raising it would raise the objective. Elements that already get a gradient
+    keep their ordinary one, so live units are not disturbed.
     """
 
     @staticmethod
@@ -32,7 +35,13 @@ class _RedirectedReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * ((x > 0) | (grad < 0)).to(grad.dtype)
+        plain = grad * (x > 0).to(grad.dtype)
+        if x.ndim == 0:
+            return plain if bool(plain != 0) else grad * (grad < 0).to(grad.dtype)
+        redirected = grad * ((x > 0) | (grad < 0)).to(grad.dtype)
+        dead = (plain.reshape(plain.shape[0], -1) != 0).sum(1) == 0
+        dead = dead.reshape((-1,) + (1,) * (x.ndim - 1))
+        return torch.where(dead, redirected, plain)
 
 
 def _hook(_module, inputs, _output):
