@@ -62,17 +62,19 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--steps", type=int, default=32)
     ap.add_argument("--param", default="pixel", choices=["pixel", "fourier"])
+    ap.add_argument("--rescue", default="0,16", help="rescue_steps values to run")
     args = ap.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     spec = squeezenet()
     best = natural_best(spec, args.n_images)
     print(f"SqueezeNet 1.0, {args.n_images} natural images, {args.param} images of "
           f"{args.size} px, {args.steps} steps, channel objective")
-    totals = {0: [0, 0], 16: [0, 0]}
+    rescues = [int(r) for r in args.rescue.split(",")]
+    totals = {r: [0, 0] for r in rescues}
     for layer in LAYERS:
         units = list(range(best[layer].numel()))
         driven = best[layer] > 0
-        for rescue in (0, 16):
+        for rescue in rescues:
             recipe = default_recipe(args.param, steps=args.steps, rescue_steps=rescue)
             t0 = time.perf_counter()
             res = render_units(spec, layer, units, objective="channel", param=args.param,
@@ -84,7 +86,8 @@ def main(argv=None):
                   f"driven channels beat their best natural image "
                   f"({int((torch.as_tensor(res.final) <= 0).sum())} maximal images at <= 0; "
                   f"{time.perf_counter() - t0:.0f} s)", flush=True)
-    for rescue, label in ((0, "before (no rescue)"), (16, "after (rescue_steps=16)")):
+    for rescue in rescues:
+        label = "before (no rescue)" if rescue == 0 else f"after (rescue_steps={rescue})"
         b, d = totals[rescue]
         print(f"{label}: {b}/{d} = {b / max(d, 1):.1%}")
 

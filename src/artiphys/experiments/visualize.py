@@ -8,6 +8,7 @@ top-k excitatory and suppressive natural-image patches with their visualised fea
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -180,6 +181,10 @@ class TopPatchesConfig(Config):
     method: Literal["deconv", "guided"] = option(
         "deconv", help="Patch features: Zeiler & Fergus deconvolution (the paper's Figs. "
         "9-12) or guided backpropagation.")
+    suppressive: Literal["linear", "same"] = option(
+        "linear", help="Read the most suppressive patches on the layer's linear sublayer "
+        "(before its rectifier; on a ReLU they are ties at 0) or on the layer itself "
+        "(ties flagged).")
     execution: ExecutionConfig = option(default_factory=ExecutionConfig)
 
     def validate(self):
@@ -220,13 +225,15 @@ def _top_patches(session: Session, config: TopPatchesConfig) -> dict:
                             inputs={**model_inputs(spec), "layer": layer, "units": units,
                                     "stimuli": stimuli.content_hash},
                             settings={"k": config.k, "position": config.position,
-                                      "method": config.method},
+                                      "method": config.method,
+                                      "suppressive": config.suppressive},
                             path=f"top_patches/{file_label(label)}/patches", layer=label,
                             result="top_patches", model=spec.name, condition=spec.condition)
 
         def compute(layer=layer):
             res = top_patches(spec, stimuli, layer, units, config.k, position=config.position,
                               batch_size=session.batch_size, method=config.method,
+                              suppressive=config.suppressive,
                               progress=not session.progress.quiet)
             ds = top_patches_dataset(res)
             table = xr.Dataset.from_dataframe(res.table.reset_index(drop=True))
@@ -235,8 +242,11 @@ def _top_patches(session: Session, config: TopPatchesConfig) -> dict:
             ds.attrs.update(analysis="top_patches", layer=label)
             return ds
 
-        session.store.get_or_compute(step, compute)
-        summary[label] = {"units": len(units), "images": len(stimuli)}
+        ds = session.store.get_or_compute(step, compute)
+        settings = json.loads(ds.attrs.get("settings_json", "{}"))
+        summary[label] = {"units": len(units), "images": len(stimuli),
+                          "suppressive_read_on": settings.get("suppressive_layer"),
+                          "units_with_tied_responses": settings.get("tied")}
     return summary
 
 
