@@ -189,7 +189,7 @@ def _top_patches(battery, ref, units) -> None:
     from artiphys.synthesis.save import top_patches_dataset
     from artiphys.synthesis.top_patches import top_patches
 
-    spec, stim = battery.spec, battery.sets["natural"]
+    spec, stim = battery.spec, battery.sets[battery.size_of(ref)]["natural"]
 
     def compute():
         res = top_patches(spec, stim, ref.name, units, 8, position="center",
@@ -204,7 +204,9 @@ def _top_patches(battery, ref, units) -> None:
 
     battery.one(spec.condition, ref.label, "top_patches", spec,
                  {**model_inputs(spec), "layer": ref.name, "units": units,
-                  "stimuli": stim.content_hash}, {"k": 8, "position": "center"}, compute,
+                  "stimuli": stim.content_hash},
+                 {"k": 8, "position": "center", "method": "deconv", "suppressive": "linear"},
+                 compute,
                  **_unit_meta(units))
 
 
