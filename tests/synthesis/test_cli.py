@@ -74,3 +74,31 @@ def test_top_patches_cli(runner, tmp_path, imagenet_sample_dir):
     assert ds["patches"].shape == (2, 2, 3, 3, 27, 27)
     assert ds.sizes["row"] == 2 * 2 * 3
     assert set(ds["table_sign"].values) == {"excitatory", "suppressive"}
+    sup = ds["table_read_on"].values[ds["table_sign"].values == "suppressive"]
+    assert set(sup) == {"features.4:linear"}
+
+
+def test_top_patches_cli_method(runner, tmp_path, imagenet_sample_dir):
+    import json
+
+    feats = {}
+    for method in ("deconv", "guided"):
+        out = tmp_path / method
+        args = ["top-patches", "squeezenet1_0", "--untrained", "--input-size", "64",
+                "--images", str(imagenet_sample_dir), "--n-images", "4", "--layer",
+                "features.4", "--units", "0", "-k", "2", "--out", str(out)]
+        res = runner.invoke(main, args + ([] if method == "deconv" else ["--method", method]))
+        assert res.exit_code == 0, res.output
+        ds = run_results(out, layer="features.4", result="top_patches")[0].load()
+        name = json.loads(ds.attrs["settings_json"])["method"]
+        assert name == {"deconv": "deconvnet", "guided": "guided-backprop"}[method]
+        feats[method] = ds["features"].values
+    assert not (feats["deconv"] == feats["guided"]).all()
+    res = runner.invoke(main, ["top-patches", "squeezenet1_0", "--method", "lrp"])
+    assert res.exit_code != 0
+
+    out = tmp_path / "same"
+    res = runner.invoke(main, args[:-1] + [str(out), "--suppressive", "same"])
+    assert res.exit_code == 0, res.output
+    ds = run_results(out, layer="features.4", result="top_patches")[0].load()
+    assert json.loads(ds.attrs["settings_json"])["suppressive_layer"] == "features.4"

@@ -53,6 +53,9 @@ def test_top_patches_over_1000_sample_images(squeezenet, imagenet_sample_dir):
                                   ["features.7"])["features.7"]
         assert float(a[0, int(row.unit), int(row.y), int(row.x)]) == pytest.approx(row.response, rel=1e-4)
         assert float(a[0, int(row.unit)].max()) == pytest.approx(row.response, rel=1e-4)
-    # the guided features of excitatory patches are non-zero
+    # suppressive patches are read before the rectifiers (not ties at 0)
+    sup = res.table[res.table.sign == "suppressive"]
+    assert set(sup["read_on"]) == {"features.7:linear"} and (sup["response"] < 0).all()
+    # the deconvnet features of excitatory patches are non-zero
     assert np.all(np.abs(res.features[:, 0]).reshape(64, 5, -1).sum(-1) > 0)
     assert hooks_left(squeezenet.module) == []

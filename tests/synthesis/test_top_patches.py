@@ -3,6 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
+from artiphys.errors import ArtiphysError
+
 from artiphys.models.spec import Preprocessing, as_spec
 from artiphys.stimuli.base import StimulusSet
 from artiphys.synthesis.geometry import measured_geometry, unit_geometry
@@ -31,9 +33,16 @@ def test_oriented_cell_top_image_is_its_grating(grating_folder):
     res = top_patches(spec, grating_folder, "relu", [0], k=3, batch_size=2)
     exc = res.table[(res.table.sign == "excitatory")].sort_values("rank")
     assert exc.iloc[0]["file"] == "g2_060"
-    sup = res.table[(res.table.sign == "suppressive")]
-    assert "g2_060" not in set(sup["file"])
-    assert np.all(sup["response"] <= exc["response"].min())
+    sup = res.table[(res.table.sign == "suppressive")].sort_values("rank")
+    # read before the rectifier: the map minimum of a linear Gabor is deepest for its own
+    # grating (the opposite phase lies somewhere on the map); no ties
+    assert sup.iloc[0]["file"] == "g2_060" and (sup["response"] < 0).all()
+    assert not sup["tied"].any() and set(sup["read_on"]) == {"relu:linear"}
+    with pytest.warns(UserWarning, match="tied"):
+        same = top_patches(spec, grating_folder, "relu", [0], k=3, batch_size=2,
+                           suppressive="same")
+    sup = same.table[same.table.sign == "suppressive"]
+    assert (sup["response"] == 0).all() and sup["tied"].all()  # the old silent tie at 0
     assert res.patches.shape == (1, 2, 3, 3, 21, 21)
     assert res.features.shape == res.patches.shape
     assert hooks_left(spec.module) == []
@@ -131,3 +140,27 @@ def test_guided_hooks_removed_on_error():
     with pytest.raises(IndexError):
         guided_backprop(spec, torch.rand(1, 3, 16, 16), "relu2", [0], [(99, 0)])
     assert hooks_left(model) == []
+
+
+def test_suppressive_on_a_rectified_layer_reads_the_linear_sublayer():
+    torch.manual_seed(1)
+    stim = StimulusSet.from_tensor(torch.rand(12, 3, 20, 20))
+    spec = as_spec(TinyNet().eval(), Preprocessing(input_size_px=20))
+    res = top_patches(spec, stim, "relu2", [1, 6], k=4, batch_size=5)
+    assert res.settings["suppressive_layer"] == "relu2:linear"
+    for c in (1, 6):
+        sup = res.table[(res.table.sign == "suppressive") & (res.table.unit == c)]
+        assert set(sup["read_on"]) == {"relu2:linear"}
+        assert sup["stimulus"].nunique() == 4  # distinct images
+        assert (sup["response"] < 0).all() and sup["response"].nunique() == 4
+        assert not sup["tied"].any()
+        assert list(sup["response"]) == sorted(sup["response"])
+    # on the rectified layer itself the minimum is a tie at 0: flagged, with a warning
+    with pytest.warns(UserWarning, match="tied"):
+        same = top_patches(spec, stim, "relu2", [1, 6], k=4,
+                           batch_size=5, suppressive="same")
+    sup = same.table[same.table.sign == "suppressive"]
+    assert (sup["response"] == 0).all() and sup["tied"].all()
+    assert same.settings["tied"]["suppressive"] == 2
+    with pytest.raises(ArtiphysError, match="linear"):
+        top_patches(spec, stim, "relu2", [1], suppressive="lowest")

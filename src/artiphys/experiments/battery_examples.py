@@ -157,7 +157,8 @@ def _maximal_images(battery, ref, units) -> None:
     from artiphys.synthesis.save import synthesis_dataset
 
     spec, cfg = battery.spec, battery.cfg
-    recipe = default_recipe("pixel", steps=cfg.synthesis_steps)
+    recipe = default_recipe("pixel", steps=cfg.synthesis_steps,
+                            rescue_steps=cfg.rescue_steps)
     settings = {"objective": "unit", "param": "pixel", "recipe": recipe.to_dict(),
                 "seed": cfg.control_seed}
 
@@ -227,7 +228,9 @@ def _top_patches(battery, ref, units) -> None:
 
     battery.one(spec.condition, ref.label, "top_patches", spec,
                  {**model_inputs(spec), "layer": ref.name, "units": units,
-                  "stimuli": stim.content_hash}, {"k": 8, "position": "center"}, compute,
+                  "stimuli": stim.content_hash},
+                 {"k": 8, "position": "center", "method": "deconv", "suppressive": "linear"},
+                 compute,
                  **_unit_meta(units))
 
 

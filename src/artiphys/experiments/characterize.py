@@ -69,6 +69,8 @@ class CharacterizeConfig(Config):
     diverse_layers: tuple[str, ...] = option((), help="Layers whose example units get a "
                                              "diverse set [default: the synthesis layers].")
     synthesis_steps: int = option(256, help="Optimisation steps of a maximal image.")
+    rescue_steps: int = option(16, help="First steps of a maximal image with redirected "
+                               "ReLU gradients (silent units still get an image; 0: off).")
     diverse_steps: int = option(1000, help="Optimisation steps of a diverse set (and of "
                                 "its textures).")
     diverse_lambdas: tuple[float, ...] = option(
@@ -111,6 +113,8 @@ class CharacterizeConfig(Config):
                       "ratio divides by)")
         if self.synthesis_steps < 1 or self.diverse_steps < 1:
             self.fail("synthesis_steps", "synthesis_steps and diverse_steps must be >= 1")
+        if self.rescue_steps < 0:
+            self.fail("rescue_steps", f"must be 0 or more, not {self.rescue_steps}")
 
     def resolved(self) -> CharacterizeConfig:
         """The config with the natural-image folder taken from the environment when unset

@@ -8,6 +8,7 @@ top-k excitatory and suppressive natural-image patches with their visualised fea
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -37,6 +38,8 @@ class VisualizeConfig(Config):
     color: Literal["all", "r", "g", "b", "gray"] = option("all", help="Colour channels "
                                                           "synthesised.")
     steps: int = option(256, help="Optimisation steps.")
+    rescue_steps: int = option(16, help="First steps with redirected ReLU gradients, so "
+                               "channels silent at the start get an image (0: off).")
     lr: float | None = option(None, help="Learning rate [default: the recipe's].")
     size: str = option("input", help="Image side in px, 'rf' (unit's RF) or 'input'.")
     units_per_batch: int = option(64, help="Units optimised together (one step each).")
@@ -51,6 +54,8 @@ class VisualizeConfig(Config):
         parse_channels(self.units, f"{self.kind}.units")
         if self.steps < 1:
             self.fail("steps", f"must be at least 1, not {self.steps}")
+        if self.rescue_steps < 0:
+            self.fail("rescue_steps", f"must be 0 or more, not {self.rescue_steps}")
         if self.lr is not None and not self.lr > 0:
             self.fail("lr", f"must be positive, not {self.lr}")
         if self.units_per_batch < 1:
@@ -77,7 +82,7 @@ def _visualize(session: Session, config: VisualizeConfig) -> dict:
     spec = config.model.load()
     spec.module.to(session.device)
     units = parse_channels(config.units)
-    recipe = default_recipe(config.param, steps=config.steps,
+    recipe = default_recipe(config.param, steps=config.steps, rescue_steps=config.rescue_steps,
                             **({"lr": config.lr} if config.lr is not None else {}))
     batches = [units[i:i + config.units_per_batch]
                for i in range(0, len(units), config.units_per_batch)]
@@ -173,6 +178,13 @@ class TopPatchesConfig(Config):
     position: Literal["max", "center"] = option("max", help="Unit at the extreme of the "
                                                 "map, or the centre unit.")
     n_images: int | None = option(None, help="Use a seeded random sample of this many images.")
+    method: Literal["deconv", "guided"] = option(
+        "deconv", help="Patch features: Zeiler & Fergus deconvolution (the paper's Figs. "
+        "9-12) or guided backpropagation.")
+    suppressive: Literal["linear", "same"] = option(
+        "linear", help="Read the most suppressive patches on the layer's linear sublayer "
+        "(before its rectifier; on a ReLU they are ties at 0) or on the layer itself "
+        "(ties flagged).")
     execution: ExecutionConfig = option(default_factory=ExecutionConfig)
 
     def validate(self):
@@ -212,13 +224,16 @@ def _top_patches(session: Session, config: TopPatchesConfig) -> dict:
         step = session.step("top_patches", 1,
                             inputs={**model_inputs(spec), "layer": layer, "units": units,
                                     "stimuli": stimuli.content_hash},
-                            settings={"k": config.k, "position": config.position},
+                            settings={"k": config.k, "position": config.position,
+                                      "method": config.method,
+                                      "suppressive": config.suppressive},
                             path=f"top_patches/{file_label(label)}/patches", layer=label,
                             result="top_patches", model=spec.name, condition=spec.condition)
 
         def compute(layer=layer):
             res = top_patches(spec, stimuli, layer, units, config.k, position=config.position,
-                              batch_size=session.batch_size,
+                              batch_size=session.batch_size, method=config.method,
+                              suppressive=config.suppressive,
                               progress=not session.progress.quiet)
             ds = top_patches_dataset(res)
             table = xr.Dataset.from_dataframe(res.table.reset_index(drop=True))
@@ -227,8 +242,11 @@ def _top_patches(session: Session, config: TopPatchesConfig) -> dict:
             ds.attrs.update(analysis="top_patches", layer=label)
             return ds
 
-        session.store.get_or_compute(step, compute)
-        summary[label] = {"units": len(units), "images": len(stimuli)}
+        ds = session.store.get_or_compute(step, compute)
+        settings = json.loads(ds.attrs.get("settings_json", "{}"))
+        summary[label] = {"units": len(units), "images": len(stimuli),
+                          "suppressive_read_on": settings.get("suppressive_layer"),
+                          "units_with_tied_responses": settings.get("tied")}
     return summary
 
 

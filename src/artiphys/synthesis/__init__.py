@@ -9,7 +9,7 @@
 * :mod:`.optimize` - the loop (:func:`optimize`), :class:`Stopper`, :class:`Tracker`.
 * :mod:`.render` - :func:`render_units` (many units per batch) and :class:`Recipe`.
 * :mod:`.probes` - zoom / rotation / colour / baseline probes (Bandi & Kinley).
-* :mod:`.top_patches` - top natural-image patches with guided-backprop features
+* :mod:`.top_patches` - top natural-image patches with deconvnet or guided-backprop features
   (Pospisil et al. 2018).
 * :mod:`.save` - writing all of it into a run directory.
 """
@@ -21,10 +21,11 @@ from artiphys.synthesis.param import ImageParam, fourier, make_param, pixel
 from artiphys.synthesis.probes import plot_probes, probe_responses, probe_table
 from artiphys.synthesis.render import (Recipe, default_recipe, fourier_recipe, render_units,
                                        rf_size_px, yosinski_recipe)
-from artiphys.synthesis.top_patches import TopPatches, guided_backprop, plot_top_patches, top_patches
+from artiphys.synthesis.top_patches import (TopPatches, deconvnet, guided_backprop,
+                                          plot_top_patches, top_patches)
 
 __all__ = ["objectives", "forward_to_layers", "optimize", "evaluate", "Stopper", "Tracker",
            "SynthesisResult", "ImageParam", "pixel", "fourier", "make_param", "Recipe",
            "default_recipe", "fourier_recipe", "yosinski_recipe", "render_units", "rf_size_px",
            "probe_responses", "probe_table", "plot_probes", "top_patches", "TopPatches",
-           "guided_backprop", "plot_top_patches"]
+           "deconvnet", "guided_backprop", "plot_top_patches"]

@@ -49,6 +49,9 @@ class Recipe:
         Cadena et al. gradient preconditioning ``1/max(1, |f|^0.5)`` (pixel only).
     patience : int or None
         Early stopping on the smoothed batch-mean objective.
+    rescue_steps : int
+        Redirected-ReLU steps at the start (:mod:`artiphys.synthesis.rescue`), so channels
+        silent for the starting image still get a maximal image; 0 switches it off.
     """
 
     steps: int = 256
@@ -66,6 +69,7 @@ class Recipe:
     tv_weight: float = 0.0
     precondition: bool = False
     patience: int | None = None
+    rescue_steps: int = 16
 
     def transform(self):
         parts = []
@@ -186,7 +190,8 @@ def render_units(model: ModelSpec | torch.nn.Module, layer, units: Sequence[int]
             spec, obj, prm, steps=recipe.steps, lr=recipe.lr, optimizer=recipe.optimizer,
             transform=recipe.transform(), regulariser=recipe.regulariser(),
             preconditioner=recipe.preconditioner(), projection=recipe.projection(),
-            stopper=stopper, seed=seed + b, progress=progress))
+            stopper=stopper, seed=seed + b, progress=progress,
+            rescue_steps=recipe.rescue_steps))
     settings = dict(results[0].settings)
     settings.update({"layer": resolve_layer(spec, layer).label, "units": units,
                      "objective_kind": objective, "negate": negate, "recipe": recipe.to_dict(),
