@@ -1,7 +1,8 @@
 """Run every benchmark script in bench/ (``bench_*.py``) in turn; `make bench` calls this.
 
 Each script is standalone (``python bench/bench_x.py``), measures its target and its
-baseline in the same run, and prints the ratio.
+baseline in the same run, and prints the ratio (``bench_battery.py``: battery / bare
+forward; ``bench_dask.py``: the Dask executor's 1-worker overhead and 2-worker speed-up).
 """
 
 from __future__ import annotations

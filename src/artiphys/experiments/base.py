@@ -14,11 +14,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from artiphys.config import Config, option
 from artiphys.errors import ArtiphysError
 from artiphys.progress import Progress
 from artiphys.store.rundir import RunDir
+from artiphys.store.executor import make_executor
 from artiphys.store.steps import Step
 
 
@@ -63,10 +65,31 @@ class ExecutionConfig(Config):
     device: str | None = option(None, key=False,
                                 help="torch device (default: cuda when present, else cpu).")
     batch_size: int = option(64, key=False, help="Images per forward pass.")
+    executor: Literal["local", "dask"] = option(
+        "local", key=False, help="local: every step in this process; dask: independent steps "
+        "as dask.distributed tasks (pip install 'artiphys[dask]').")
+    scheduler: str = option("", key=False,
+                            help="Address of a dask.distributed scheduler to join (empty: a "
+                                 "LocalCluster on this machine; --executor dask only).")
+    workers: int = option(2, key=False, help="Worker processes of the LocalCluster "
+                          "(--executor dask without --scheduler).")
+    threads: int = option(1, key=False, help="Threads per dask worker process.")
 
     def validate(self):
         if self.batch_size < 1:
             self.fail("batch_size", f"must be a positive integer, not {self.batch_size}")
+        for name in ("workers", "threads"):
+            if getattr(self, name) < 1:
+                self.fail(name, f"must be a positive integer, not {getattr(self, name)}")
+        if self.executor == "dask":
+            import importlib.util
+
+            if importlib.util.find_spec("distributed") is None:
+                self.fail("executor", "dask is not installed; pip install 'artiphys[dask]' "
+                          "or use --executor local")
+        if self.scheduler and self.executor != "dask":
+            self.fail("scheduler", "a scheduler address needs --executor dask; add it or "
+                      "drop --scheduler")
 
 
 def model_inputs(spec) -> dict:
@@ -88,6 +111,7 @@ class Session:
         self.progress = progress
         self.device = default_device(execution.device)
         self.batch_size = execution.batch_size
+        self.executor = make_executor(execution)
 
     def step(self, name: str, version: int, *, inputs: dict, settings: dict, path: str,
              **meta) -> Step:
@@ -130,6 +154,8 @@ def run_experiment(config: Config, out: str | os.PathLike,
             if created and isinstance(exc, ArtiphysError) and not session.store.entries():
                 _remove_new_run(run)
             raise
+        finally:
+            session.executor.close()
         run.end(config.kind, "finished", steps=list(session.store.used),
                 summary=summary if summary is not None else {})
     return run

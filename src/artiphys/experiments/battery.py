@@ -195,10 +195,8 @@ class Battery:
     # -- the battery ---------------------------------------------------------------------
     def run(self, session: Session) -> dict:
         """Every step of the battery in ``session``; returns the manifest summary."""
-        from artiphys.experiments.battery_apc import apc
         from artiphys.experiments.battery_examples import run_examples
         from artiphys.experiments.battery_summary import write_summary
-        from artiphys.experiments.battery_ti import ti
 
         self.s = session
         p = self.s.progress
@@ -211,49 +209,66 @@ class Battery:
         p.plan(per_condition * len(self.models) + examples + 1)
         for note in self.skipped:
             p.note(f"skipped {note}")
-        for condition, cspec in self.models.items():
-            resp = self.responses(condition, cspec)
-            self.unit_statistics(condition, cspec, resp)
-            if "apc" in self.tests:
-                p.step(f"{condition}: APC fits of {len(self.refs)} layer(s)")
-                apc(self, condition, cspec, {la: v["shapes"] for la, v in resp.items()})
-            if "ti" in self.tests:
-                ti(self, condition, cspec)
+        if "apc" in self.tests:
+            from artiphys.experiments.battery_apc import apc_inputs
+
+            apc_inputs(self)  # once, before conditions may run side by side
+        self.s.executor.each(lambda item: self._condition(*item), list(self.models.items()))
         run_examples(self)
         p.step("summary")
         return write_summary(self)
+
+    def _condition(self, condition: str, cspec) -> None:
+        """Every test of one condition (conditions are independent of each other)."""
+        from artiphys.experiments.battery_apc import apc
+        from artiphys.experiments.battery_ti import ti
+
+        resp = self.responses(condition, cspec)
+        self.unit_statistics(condition, cspec, resp)
+        if "apc" in self.tests:
+            self.s.progress.step(f"{condition}: APC fits of {len(self.refs)} layer(s)")
+            apc(self, condition, cspec, {la: v["shapes"] for la, v in resp.items()})
+        if "ti" in self.tests:
+            ti(self, condition, cspec)
 
     def responses(self, condition: str, cspec) -> dict:
         """``{layer label: {set: (digest, DataArray)}}``: one pass per set and shape-size
         group for the layers not stored yet."""
         out: dict = {ref.label: {} for ref in self.refs}
-        for px, refs in self.groups.items():
-            for set_name, stim in self.sets[px].items():
-                self.s.progress.step(f"{condition}: responses to {set_name} ({len(stim)} "
-                                     f"stimuli, {len(refs)} layer(s))")
-                got = self._record(condition, cspec, refs, set_name, stim)
-                for label, value in got.items():
-                    out[label][set_name] = value
-                    if set_name == "shapes":
-                        self.results[condition, label, "responses"] = value
+
+        def one_set(item):
+            px, set_name = item
+            stim, refs = self.sets[px][set_name], self.groups[px]
+            self.s.progress.step(f"{condition}: responses to {set_name} ({len(stim)} "
+                                 f"stimuli, {len(refs)} layer(s))")
+            return item, self._record(condition, cspec, refs, set_name, stim)
+
+        pairs = [(px, name) for px in self.groups for name in self.sets[px]]
+        for (_, set_name), got in self.s.executor.each(one_set, pairs):
+            for label, value in got.items():
+                out[label][set_name] = value
+                if set_name == "shapes":
+                    self.results[condition, label, "responses"] = value
         return out
 
     def _record(self, condition, cspec, refs, set_name, stim) -> dict:
         from artiphys.models.layers import resolve_layer
-        from artiphys.recording.record import Recorder, restore_dtypes
+        from artiphys.recording.record import restore_dtypes
 
         steps = [self.step("responses", condition, ref.label, spec=cspec,
                            inputs={**model_inputs(cspec), "layer": ref.name,
                                    "units": "center", "stimuli": stim.content_hash},
                            settings={}, set=set_name) for ref in refs]
         own = {ref.label: resolve_layer(cspec, ref.name) for ref in refs}
+        batch_size, device, ex = self.s.batch_size, self.s.device, self.s.executor
 
         def compute(todo):
+            layers = [own[t.meta["layer"]] for t in todo]
+            if ex.concurrent:
+                return ex.run(record_steps, cspec, layers, stim, todo, batch_size, device)
             bar, update = self.s.progress.counter(len(stim), set_name, "img")
-            with bar, Recorder(cspec, [own[t.meta["layer"]] for t in todo],
-                               batch_size=self.s.batch_size, device=self.s.device) as rec:
-                arrays = rec.record(stim, progress=update)
-            return [arrays[t.meta["layer"]].to_dataset(name="responses") for t in todo]
+            with bar:
+                return record_steps(cspec, layers, stim, todo, batch_size, device, update)
 
         got = self.s.store.get_or_compute_many(steps, compute, finite=("responses",))
         return {st.meta["layer"]: (st.digest, restore_dtypes(ds["responses"]))
@@ -283,4 +298,14 @@ class Battery:
                          lambda: natural_to_shape_max_ratio(natural, shapes))
 
 
-__all__ = ["Battery", "default_layers", "features_digest", "model_meta"]
+def record_steps(cspec, layers, stim, todo, batch_size, device, progress=None) -> list:
+    """Centre-unit responses of ``layers`` to ``stim`` in one pass, one Dataset per step
+    of ``todo`` (a module-level function, so that it can run as a Dask task)."""
+    from artiphys.recording.record import Recorder
+
+    with Recorder(cspec, layers, batch_size=batch_size, device=device) as rec:
+        arrays = rec.record(stim, progress=progress)
+    return [arrays[t.meta["layer"]].to_dataset(name="responses") for t in todo]
+
+
+__all__ = ["Battery", "record_steps", "default_layers", "features_digest", "model_meta"]

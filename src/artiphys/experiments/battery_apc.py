@@ -4,6 +4,8 @@ APC r with area partialled out)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import xarray as xr
 
@@ -31,39 +33,48 @@ def apc(battery, condition: str, cspec, shapes: dict) -> None:
     fdig, preds = apc_inputs(battery)
     dev, seed, cfg = battery.s.device, battery.cfg.control_seed, battery.cfg
     base = {"features": fdig, "grid": "published"}
-    fit_layers(battery, condition, cspec, "apc", shapes, base, {"refine": True},
-               lambda r: fit_apc(r, predictions=preds, device=dev))
+    fits = [(condition, "apc", shapes, {"refine": True}, partial(fit_apc, device=dev))]
     if cfg.cv_folds:
         k = cfg.cv_folds
-        fit_layers(battery, condition, cspec, "apc_cv", shapes, base, {"folds": k, "seed": seed},
-                   lambda r: fit_apc_cv(r, predictions=preds, n_folds=k, seed=seed, device=dev))
+        fits.append((condition, "apc_cv", shapes, {"folds": k, "seed": seed},
+                     partial(fit_apc_cv, n_folds=k, seed=seed, device=dev)))
     if battery.shuffle(condition):
         shuffled = {la: (d, shuffle_responses(r, seed)) for la, (d, r) in shapes.items()}
-        fit_layers(battery, "shuffle", cspec, "apc_shuffle", shuffled, base,
-                   {"refine": True, "shuffle_seed": seed},
-                   lambda r: fit_apc(r, predictions=preds, device=dev))
+        fits.append(("shuffle", "apc_shuffle", shuffled, {"refine": True, "shuffle_seed": seed},
+                     partial(fit_apc, device=dev)))
+    battery.s.executor.each(lambda f: fit_layers(battery, f[0], cspec, f[1], f[2], base, f[3],
+                                                 f[4]), fits)
     confounds(battery, condition, cspec, shapes)
 
 
 def fit_layers(battery, condition, cspec, name, resp: dict, inputs, settings, fit) -> None:
-    """``fit`` once on the stacked responses of every layer without a stored result."""
-    from artiphys.tuning._arrays import split_layers, stack_layers
-
+    """``fit(responses, predictions=...)`` once on the stacked responses of every layer
+    without a stored result (as one task of the session's executor)."""
+    preds, ex = apc_inputs(battery)[1], battery.s.executor
     steps = [battery.step(name, condition, label, spec=cspec,
                           inputs={**inputs, "responses": d}, settings=settings)
              for label, (d, _) in resp.items()]
 
     def compute(todo):
         labels = [t.meta["layer"] for t in todo]
-        stacked = stack_layers({la: resp[la][1] for la in labels})
-        stacked = stacked.assign_coords(layer=("unit", np.repeat(
-            labels, [resp[la][1].sizes["unit"] for la in labels])))
-        pieces = split_layers(fit(stacked))
-        return [restore_unit_coords(pieces[la], resp[la][1]) for la in labels]
+        return ex.run(fit_stacked, fit, preds, {la: resp[la][1] for la in labels})
 
     got = battery.s.store.get_or_compute_many(steps, compute)
     for st, value in zip(steps, got):
         battery.results[condition, st.meta["layer"], name] = (st.digest, value)
+
+
+def fit_stacked(fit, predictions, responses: dict) -> list:
+    """``fit`` once on the stacked ``{label: responses}``, one result per label (a
+    module-level function of picklable arguments, so that it can run as a Dask task)."""
+    from artiphys.tuning._arrays import split_layers, stack_layers
+
+    labels = list(responses)
+    stacked = stack_layers(responses)
+    stacked = stacked.assign_coords(layer=("unit", np.repeat(
+        labels, [responses[la].sizes["unit"] for la in labels])))
+    pieces = split_layers(fit(stacked, predictions=predictions))
+    return [restore_unit_coords(pieces[la], responses[la]) for la in labels]
 
 
 def confounds(battery, condition: str, cspec, shapes: dict) -> None:

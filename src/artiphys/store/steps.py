@@ -296,13 +296,16 @@ class StepStore:
 
     def get_or_compute_many(self, steps: list[Step],
                             compute: Callable[[list[Step]], list], *,
-                            finite: Iterable[str] = (), load: bool = True) -> list:
+                            finite: Iterable[str] = (), load: bool = True,
+                            executor=None) -> list:
         """Results of ``steps``; the missing ones computed together by
         ``compute(missing_steps) -> results in the same order`` (e.g. one forward pass
         for several layers, one APC fit for several layers' units).
 
         ``load=False``: stored results are verified but not read (None in their place),
         so that finishing a large run does not hold every finished result in memory.
+        ``executor``: runs ``compute`` (``executor.run(compute, missing_steps)``, e.g. as a
+        Dask task, see :mod:`artiphys.store.executor`); the results are stored here.
         """
         results: list = [None] * len(steps)
         todo: dict[int, str] = {}  # index -> "computed" or "recomputed"
@@ -319,7 +322,8 @@ class StepStore:
                 self.log(f"{step.path}: {exc}")
                 todo[i] = "recomputed"
         if todo:
-            fresh = compute([steps[i] for i in todo])
+            missing = [steps[i] for i in todo]
+            fresh = executor.run(compute, missing) if executor else compute(missing)
             if len(fresh) != len(todo):  # pragma: no cover - programming error
                 raise RuntimeError("compute returned the wrong number of results")
             for (i, action), value in zip(todo.items(), fresh):
