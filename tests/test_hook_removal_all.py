@@ -12,6 +12,7 @@ from artiphys.errors import ArtiphysError
 from artiphys.models.layer_table import list_layers
 from artiphys.recording import record
 from artiphys.synthesis import objectives
+from artiphys.synthesis.diverse import DiverseRecipe, diverse_sets
 from artiphys.synthesis.optimize import optimize
 from artiphys.synthesis.param import pixel
 from artiphys.synthesis.top_patches import guided_backprop
@@ -57,6 +58,9 @@ ENTRY = {
                                                         [(8, 8), (8, 8)]),
     "ti sweep": lambda m, layer: sweep_responses(m, imgs(1, 32), layer, [0, 2], check_rf=False),
     "ti sweep_layers": lambda m, layer: sweep_layers(m, imgs(1, 32), [layer], [0, 2]),
+    "diverse_sets": lambda m, layer: diverse_sets(
+        m, layer, [0], recipe=DiverseRecipe(n_images=2, lambdas=(0.0, 1.0), steps=2),
+        size_px=16),
     "layer listing": lambda m, layer: list_layers(m, 16),
 }
 # case: (model has a failing module, layer, expected error)
