@@ -39,8 +39,6 @@ def test_limits_find_a_long_function(tmp_path):
     assert node.end_lineno - node.lineno + 1 == 90
 
 
-@pytest.mark.xfail(strict=False, reason="report/diverse_figures.py:comparison_figures and "
-                   "synthesis/optimize.py:optimize are over 80 lines; being split by other helpers")
 def test_no_file_or_function_over_limits():
     files, funcs = _too_long()
     assert not files and not funcs, "\n".join(files + funcs)

@@ -296,14 +296,9 @@ def _grid(n: int, width: float = 3.0, height: float = 2.6, ncol: int = 4):
     return fig, axes.flat
 
 
-def comparison_figures(groups: list[DiverseGroup]):
-    """Figures comparing diverse results across layers, conditions and models."""
-    if not groups:
-        return []
-    colour = _colours(groups)
-    panels = _panels(groups)
+def _tradeoff_figure(groups, colour, panels) -> list:
+    """Activation-diversity trade-off per panel (Cadena Fig. 5A)."""
     figs = []
-
     fig, axes = _grid(len(panels))
     for ax, (name, members) in zip(axes, panels.items()):
         for g in members:
@@ -329,6 +324,12 @@ def comparison_figures(groups: list[DiverseGroup]):
                  "thick: the median over units; dashed: the threshold. Compare Cadena et al. "
                  "(2018) Fig. 5A (trained VGG-19 conv3_1 vs random weights).", fig))
 
+    return figs
+
+
+def _gain_figure(groups, colour, panels) -> list:
+    """Diversity-gain histograms per panel (Cadena Fig. 5B)."""
+    figs = []
     fig, axes = _grid(len(panels))
     for ax, (name, members) in zip(axes, panels.items()):
         vals = [np.log10(_finite(g.sets["diversity_gain"].values)) for g in members]
@@ -347,6 +348,12 @@ def comparison_figures(groups: list[DiverseGroup]):
                  "/ at lambda = 0, floored at gain_floor x the feature norm where the lambda = 0 "
                  "images coincide (docs/diverse.md). Compare Cadena et al. (2018) Fig. 5B.", fig))
 
+    return figs
+
+
+def _index_figure(groups, colour, panels) -> list:
+    """Invariance-index histograms and scatter (Cadena Figs. 8, 10)."""
+    figs = []
     with_idx = {k: [g for g in v if g.indices is not None] for k, v in panels.items()}
     with_idx = {k: v for k, v in with_idx.items() if v}
     if with_idx:
@@ -384,6 +391,12 @@ def comparison_figures(groups: list[DiverseGroup]):
                      "(responsive units). "
                      "Compare Cadena et al. (2018) Figs. 8C-E and 10B.", fig))
 
+    return figs
+
+
+def _rf_figure(groups, colour, panels) -> list:
+    """Median indices against RF size per model and condition."""
+    figs = []
     table = diverse_summary(groups)
     if table["phase_invariance_median"].notna().any():
         fig, ax = plt.subplots(1, 3, figsize=(11, 3.2), constrained_layout=True)
@@ -414,6 +427,16 @@ def comparison_figures(groups: list[DiverseGroup]):
                      "controls.",
                      fig))
     return figs
+
+
+def comparison_figures(groups: list[DiverseGroup]):
+    """Figures comparing diverse results across layers, conditions and models."""
+    if not groups:
+        return []
+    colour = _colours(groups)
+    panels = _panels(groups)
+    return [f for make in (_tradeoff_figure, _gain_figure, _index_figure, _rf_figure)
+            for f in make(groups, colour, panels)]
 
 
 @run_figure

@@ -181,6 +181,38 @@ def _settings(spec, objective, param, stopper, **loop) -> dict:
                         "min_delta": stopper.min_delta}}
 
 
+def _loop(spec, objective, param, steps, lr, optimizer, transform, regulariser,
+          preconditioner, projection, stopper, tracker, seed, progress, channels_last,
+          rescue_steps) -> None:
+    """The optimisation loop of :func:`optimize` (its arguments), in a forked RNG."""
+    normalise = spec.preprocessing.normalise
+
+    def x_of(images, step):
+        x = normalise(transform(images, step))
+        return x.contiguous(memory_format=torch.channels_last) \
+            if channels_last and x.ndim == 4 else x
+
+    dev = module_device(spec.module)
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), _memory_format(spec.module, channels_last):
+        torch.manual_seed(int(seed))
+        opt = _optimizer(optimizer, param.params, lr)
+        bar = tqdm(total=steps, disable=not progress, leave=False, desc="synthesis")
+        try:
+            for step in range(steps):
+                scores = _one_step(spec, objective, param, step, x_of, regulariser,
+                                   preconditioner or identity, projection or identity, opt,
+                                   step < rescue_steps)
+                tracker(step, scores)
+                bar.update(1)
+                if stopper(step, scores):
+                    break
+        finally:
+            bar.close()
+            for p in param.params:
+                p.grad = None
+
+
 def optimize(model: ModelSpec | torch.nn.Module, objective: Objective, param: ImageParam, *,
              steps: int = 256, lr: float = 0.05, optimizer: str = "adam",
              transform: Callable | None = None, regulariser: Callable | None = None,
@@ -230,33 +262,11 @@ def optimize(model: ModelSpec | torch.nn.Module, objective: Objective, param: Im
     stopper = stopper if stopper is not None else Stopper()
     stopper.reset()
     tracker.start()
-    normalise = spec.preprocessing.normalise
 
-    def x_of(images, step):
-        x = normalise(transform(images, step))
-        return x.contiguous(memory_format=torch.channels_last) \
-            if channels_last and x.ndim == 4 else x
-
-    dev = module_device(spec.module)
-    devices = [dev.index or 0] if dev.type == "cuda" else []
     t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=devices), _memory_format(spec.module, channels_last):
-        torch.manual_seed(int(seed))
-        opt = _optimizer(optimizer, param.params, lr)
-        bar = tqdm(total=steps, disable=not progress, leave=False, desc="synthesis")
-        try:
-            for step in range(steps):
-                scores = _one_step(spec, objective, param, step, x_of, regulariser,
-                                   preconditioner or identity, projection or identity, opt,
-                                   step < rescue_steps)
-                tracker(step, scores)
-                bar.update(1)
-                if stopper(step, scores):
-                    break
-        finally:
-            bar.close()
-            for p in param.params:
-                p.grad = None
+    _loop(spec, objective, param, steps, lr, optimizer, transform, regulariser,
+          preconditioner, projection, stopper, tracker, seed, progress, channels_last,
+          rescue_steps)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         images = param.image_fn().detach()

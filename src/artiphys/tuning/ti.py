@@ -167,6 +167,40 @@ def sweep_responses(model, images, layer, positions_px=None, *, axis: str = "x",
         spec.module.to(home)  # leave the model where it was
 
 
+def _equivariant_checked(spec, ref, dev, run, pick, make_pick, brute, imgs, fill, pos,
+                         stride, axis, yx, batch_size, rf_size_px):
+    """The equivariant sweep of :func:`_sweep`, self-checked against brute force at the
+    sweep's ends; ``(responses, method, stride, canvas pad, crop px, self_check)``."""
+    size, n_shapes = imgs.shape[-1], len(imgs)
+    # the RF's distance from the borders: along the sweep it saves widening the
+    # canvas; across it, rows (columns) outside the RF are cropped away, in whole strides
+    if rf_size_px is not None:
+        m_y = m_x = max(0, (size - int(np.max(rf_size_px))) // 2)
+    else:
+        m_y, m_x = _rf_margins_px(spec, ref, size, yx, dev)
+    other = "y" if axis == "x" else "x"
+    stride_o = _equivariant_stride(spec, ref, size, other, dev)
+    margin_o = m_y if axis == "x" else m_x
+    crop = (max(0, margin_o - stride_o) // stride_o) * stride_o if stride_o else 0
+    moved = crop // stride_o if crop else 0  # the unit's index on the cropped map
+    pick_crop = (make_pick(yx[0] - moved, yx[1]) if axis == "x"
+                 else make_pick(yx[0], yx[1] - moved))
+    imgs_c = _crop(imgs, crop, other)
+    margin = m_x if axis == "x" else m_y
+    resp_t, pad = _equivariant_sweep(run, pick_crop, imgs_c, fill, pos, stride, axis,
+                                     batch_size, margin)
+    # self-check at the sweep's ends on a few shapes against brute force; brute force
+    # if they differ (e.g. an RF that reaches the zero padding past the image border,
+    # which no canvas of the background reproduces)
+    few = slice(0, min(2, n_shapes))
+    for i in (int(np.argmin(pos)), int(np.argmax(pos))):
+        ref_resp = pick(run(_shift(imgs[few], int(pos[i]), axis, fill[few]))).cpu()
+        scale = max(float(ref_resp.abs().max()), 1.0)
+        if float((ref_resp - resp_t[i, few]).abs().max()) > 1e-4 * scale:
+            return brute(), "brute", None, (0, 0), 0, "failed; brute force"
+    return resp_t, "equivariant", stride, pad, crop, "passed"
+
+
 def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, background, batch_size,
            rf_size_px, check_rf) -> xr.Dataset:
     spec.module.to(dev).eval()
@@ -224,37 +258,10 @@ def _sweep(spec, ref, dev, images, positions_px, axis, method, unit_yx, backgrou
     if used == "brute":
         resp_t = brute()
     else:
-        # the RF's distance from the borders: along the sweep it saves widening the
-        # canvas; across it, rows (columns) outside the RF are cropped away, in whole strides
-        if rf_size_px is not None:
-            m_y = m_x = max(0, (size - int(np.max(rf_size_px))) // 2)
-        else:
-            m_y, m_x = _rf_margins_px(spec, ref, size, yx, dev)
-        other = "y" if axis == "x" else "x"
-        stride_o = _equivariant_stride(spec, ref, size, other, dev)
-        margin_o = m_y if axis == "x" else m_x
-        crop = (max(0, margin_o - stride_o) // stride_o) * stride_o if stride_o else 0
-        moved = crop // stride_o if crop else 0  # the unit's index on the cropped map
-        pick_crop = (make_pick(yx[0] - moved, yx[1]) if axis == "x"
-                     else make_pick(yx[0], yx[1] - moved))
-        imgs_c = _crop(imgs, crop, other)
-        margin = m_x if axis == "x" else m_y
-        resp_t, pad = _equivariant_sweep(run, pick_crop, imgs_c, fill, pos, stride, axis,
-                                         batch_size, margin)
-        # self-check at the sweep's ends on a few shapes against brute force; brute force
-        # if they differ (e.g. an RF that reaches the zero padding past the image border,
-        # which no canvas of the background reproduces)
-        few = slice(0, min(2, n_shapes))
-        self_check = "passed"
-        for i in (int(np.argmin(pos)), int(np.argmax(pos))):
-            ref_resp = pick(run(_shift(imgs[few], int(pos[i]), axis, fill[few]))).cpu()
-            scale = max(float(ref_resp.abs().max()), 1.0)
-            if float((ref_resp - resp_t[i, few]).abs().max()) > 1e-4 * scale:
-                resp_t, used, stride, pad, crop = brute(), "brute", None, (0, 0), 0
-                self_check = "failed; brute force"
-                break
+        resp_t, used, stride, pad, crop_px, self_check = _equivariant_checked(
+            spec, ref, dev, run, pick, make_pick, brute, imgs, fill, pos, stride, axis, yx,
+            batch_size, rf_size_px)
         chunks.append(pad)
-        crop_px = crop
     blank = pick(run(fill[:1].expand(1, 3, size, size).clone()))[0].cpu()
     attrs = {"method": used, "stride_px": int(stride or 0), "axis": axis,
              "canvas_px": list(chunks[0]) if chunks else [0, 0], "crop_px": int(crop_px),
