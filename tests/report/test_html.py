@@ -70,5 +70,20 @@ def test_characterize_run_gets_overview_figures_and_capped_per_file_figures(tmp_
     assert "Overview" in page
     assert "across layers" in page and "Cumulative distributions of APC fit r" in page
     assert "Cumulative distributions of TI" in page
-    assert page.count("Angular position x curvature (APC) fits") == 2   # capped at 2 of 3
+    assert page.count("Angular position x curvature (APC) fits.</b>") == 2   # capped at 2 of 3
+    assert page.count("alt='Angular position x curvature (APC) fits'") == 2   # alt text
+    # sections in the layers' order, titled by layer and analysis, not by file path
+    assert page.index("<h2>conv1: apc, trained</h2>") < page.index("<h2>conv2: apc, trained</h2>")
     assert "1 apc results" in page
+
+
+def test_unfinished_run_gets_a_banner_and_what_was_not_run(tmp_path):
+    from artiphys.store import RunDir
+
+    run = RunDir.open_or_create(tmp_path)
+    run.begin("characterize", "", config_digest="x")          # never ended: still running
+    (tmp_path / "summary.json").write_text(json.dumps(
+        {"tests": ["apc"], "layers": {}, "skipped": ["natural: no image folder"]}))
+    page = build_report(tmp_path).read_text()
+    assert "This run is unfinished" in page and "characterize is running" in page
+    assert "<h2>Not run</h2>" in page and "natural: no image folder" in page

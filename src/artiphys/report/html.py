@@ -17,15 +17,56 @@ from artiphys.errors import RunStoreError
 from artiphys.report.figures import figures_for, has_figures, run_figures, run_tables
 
 
-def _results(run_dir: Path) -> list[tuple[Path, str]]:
-    """``(path, analysis kind)`` of every current result of ``run_dir``."""
+def _results(run_dir: Path) -> list[tuple[Path, str, dict]]:
+    """``(path, analysis kind, meta)`` of every current result of ``run_dir``."""
     from artiphys.report.results import run_results
 
-    return [(r.path, r.kind) for r in run_results(run_dir)]
+    return [(r.path, r.kind, r.meta) for r in run_results(run_dir)]
+
+
+def _ordered(results, summary: dict) -> list:
+    """Results in the layers' execution order (``summary['layer_order']``), then by
+    condition in the summary's order; results of other layers keep their order, last."""
+    layers = list(summary.get("layer_order") or summary.get("layers") or [])
+    conds = list(summary.get("conditions") or [])
+
+    def key(item):
+        meta = item[2]
+        la, cond = meta.get("layer"), meta.get("condition")
+        return (layers.index(la) if la in layers else len(layers),
+                conds.index(cond) if cond in conds else len(conds))
+
+    return sorted(results, key=key)
+
+
+def _title(kind: str, meta: dict, summary: dict) -> str:
+    """``"<layer> (<module path>): <kind>, <condition>"`` for a section heading."""
+    layer = meta.get("layer")
+    path = (summary.get("layer_paths") or {}).get(layer) if layer else None
+    where = f"{layer} ({path})" if path and path != layer else (layer or "run")
+    cond = f", {meta['condition']}" if meta.get("condition") else ""
+    unit = f", unit(s) {meta['unit']}" if meta.get("unit") else ""
+    return f"{where}: {kind.replace('_', ' ')}{cond}{unit}"
+
+
+def _status_notes(manifest: dict, summary: dict) -> list[str]:
+    """A banner when an experiment of the run is not finished, and what was not run."""
+    out = []
+    unfinished = {k: v.get("status") for k, v in manifest.get("experiments", {}).items()
+                  if v.get("status") != "finished"}
+    if unfinished:
+        out.append("<p class='banner'><b>This run is unfinished:</b> " + ", ".join(
+            f"{html.escape(k)} is {html.escape(str(v))}" for k, v in unfinished.items()) +
+            ". The report shows what was stored; resume the run with <code>--resume</code>."
+            "</p>")
+    if summary.get("skipped"):
+        out.append("<h2>Not run</h2><ul>" + "".join(
+            f"<li>{html.escape(str(s))}</li>" for s in summary["skipped"]) + "</ul>")
+    return out
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
-                 max_per_kind: int = 8) -> Path:
+                 max_per_kind: int = 200) -> Path:
     """Write ``report/index.html`` (+ one PNG and PDF per figure) for ``run_dir``.
 
     Run-level overview figures come first, then each stored result's own figures (at most
@@ -41,11 +82,12 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
 
     parts = [f"<h1>artiphys report: {html.escape(run_dir.name)}</h1>"]
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    parts += _status_notes(manifest, summary)
     if manifest:
         parts.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(manifest, indent=2,
                                                                          default=str)) + "</pre>")
-    summary_path = run_dir / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     page = _Page(out_dir, parts)
     add = page.add
 
@@ -58,7 +100,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
         add(overview)
     drawn: dict[str, int] = {}
     skipped: dict[str, int] = {}
-    for path, kind in _results(run_dir):
+    for path, kind, meta in _ordered(_results(run_dir), summary):
         if not has_figures(kind):
             continue
         if drawn.get(kind, 0) >= max_per_kind:
@@ -68,7 +110,8 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
             figs = figures_for(ds.load())
         if figs:
             drawn[kind] = drawn.get(kind, 0) + 1
-            parts.append(f"<h2>{html.escape(str(path.relative_to(run_dir)))}</h2>")
+            parts.append(f"<h2>{html.escape(_title(kind, meta, summary))}</h2>"
+                         f"<p class='file'>{html.escape(str(path.relative_to(run_dir)))}</p>")
             add(figs)
     if skipped:
         parts.append("<p>Not drawn (over " + str(max_per_kind) + " results of a kind): " +
@@ -96,7 +139,8 @@ class _Page:
             fig.savefig(self.out_dir / f"{stem}.pdf")
             plt.close(fig)
             self.parts.append(
-                f"<figure><img src='{stem}.png' style='max-width:100%'>"
+                f"<figure><img src='{stem}.png' alt='{html.escape(title, quote=True)}' "
+                f"style='max-width:100%'>"
                 f"<figcaption><b>Figure {self.n_fig}. {html.escape(title)}.</b> "
                 f"{html.escape(caption)} (<a href='{stem}.pdf'>PDF</a>)</figcaption></figure>")
 
@@ -112,7 +156,8 @@ class _Page:
     def write(self) -> Path:
         page = ("<!doctype html><html><head><meta charset='utf-8'><title>artiphys report"
                 "</title><style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
-                "figcaption{font-size:90%;margin-bottom:2em}pre{font-size:80%;"
+                "figcaption{font-size:90%;margin-bottom:2em}.banner{background:#fee;padding:"
+                ".6em;border:1px solid #c66}.file{color:#777;font-size:75%}pre{font-size:80%;"
                 "background:#f5f5f5;padding:1em;overflow:auto}table{font-size:80%;"
                 "border-collapse:collapse}td,th{padding:2px 6px;border-bottom:1px solid #ddd}"
                 "</style></head><body>" + "\n".join(self.parts) + "</body></html>")
