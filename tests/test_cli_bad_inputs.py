@@ -120,15 +120,39 @@ CASES = {
     "stimuli unknown option": ["stimuli", "shapes", "-o", "nosuchkey=3", "--json"],
     "stimuli bad option value": ["stimuli", "shapes", "-o", "size_px=abc", "--json"],
     "stimuli out under a file": ["stimuli", "gratings", "--out", "{UNDER}.png"],
+    # custom models (issue 14 case 7): a factory that raises, a layer the image cannot drive
+    "layers factory raises": ["layers", "badfactories:broken"],
+    "visualize constant layer": ["visualize", "badfactories:constant", "--layer", "1",
+                                 "--units", "0", "--steps", "2", "-q", "--out", "{OUT}"],
 }
+
+FACTORIES = """
+import torch
+from torch import nn
+
+
+class Const(nn.Module):
+    def forward(self, x):
+        return torch.ones(x.shape[0], 4, 8, 8)
+
+
+def constant():
+    return nn.Sequential(nn.Conv2d(3, 4, 3), Const())
+
+
+def broken():
+    raise RuntimeError("factory failed on purpose")
+"""
 
 XFAIL: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_gives_one_line_and_exit_2(case, tmp_path):
+def test_bad_input_gives_one_line_and_exit_2(case, tmp_path, monkeypatch):
     if case in XFAIL:
         pytest.xfail(XFAIL[case])
+    (tmp_path / "badfactories.py").write_text(FACTORIES)
+    monkeypatch.syspath_prepend(str(tmp_path))
     paths = _files(tmp_path)
     argv = [a.format(**{k: str(v) for k, v in paths.items()}) for a in CASES[case]]
     res = CliRunner().invoke(main, argv)

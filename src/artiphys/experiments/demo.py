@@ -35,7 +35,7 @@ DEMO_BATTERY = {
     "control_seeds": 1, "n_images": 100, "n_examples": 2, "ti_step_px": 4,
     "synthesis_layers": ("simple.linear", "complex_energy.pool"),
     "diverse_layers": ("complex_energy.pool",), "synthesis_steps": 64,
-    "diverse_steps": 40, "diverse_lambdas": (0.0, 0.16, 1.28),
+    "diverse_steps": 100, "diverse_lambdas": (0.0, 0.16, 1.28),
 }
 
 

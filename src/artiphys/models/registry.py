@@ -304,7 +304,12 @@ def _load_factory(name: str, pretrained, weights, seed) -> ModelSpec:
         raise UnknownModelError(f"{name!r} is not callable; name a function that returns an "
                                 f"nn.Module")
     with _seeded(seed):
-        built = factory()
+        try:
+            built = factory()
+        except Exception as exc:  # the user's code: say whose it is, keep the cause
+            raise UnknownModelError(f"the factory of model {name!r} raised "
+                                    f"{type(exc).__name__}: {exc}; fix the factory (call it "
+                                    "in Python to see its traceback)") from exc
     spec = replace(_as_built_spec(name, built, Preprocessing(), "custom"), seed=seed)
     return _finish_custom(spec, pretrained, weights, seed)
 

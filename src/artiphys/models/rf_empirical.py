@@ -147,6 +147,10 @@ def _support(model, layer, channel, y, x, input_size_px, seed, n_images, weights
         else:
             at = out.reshape(out.shape[0], -1)
         unit = at if channel is None else at[:, channel]
+        if not unit.requires_grad:
+            raise GeometryError(f"layer {ref.label!r} does not depend on the input image (no "
+                                "gradient reaches it: a constant layer?); choose a layer "
+                                "that the image drives")
         (grad,) = torch.autograd.grad(unit.abs().sum(), image)
     support = grad.abs().sum((0, 1)) > 0
     rows = torch.nonzero(support.any(1)).flatten()

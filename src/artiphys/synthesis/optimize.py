@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from artiphys.errors import ArtiphysError
+from artiphys.errors import ArtiphysError, ResponseError
 from artiphys.models.spec import ModelSpec, as_spec, module_device
 from artiphys.recording.hooks import forward_to_layers
 from artiphys.synthesis.objectives import Objective, parts
@@ -163,6 +163,11 @@ def _one_step(spec, objective, param, step, x_of, regulariser, preconditioner, p
         if scores.ndim != 1 or scores.shape[0] != param.n:
             raise ArtiphysError(f"objective gave scores of shape {tuple(scores.shape)} "
                                 f"for {param.n} images; expected ({param.n},)")
+        if not scores.requires_grad:
+            raise ResponseError(f"the objective on layer(s) {', '.join(map(str, objective.layers))} "
+                                "does not depend on the image (no gradient reaches the "
+                                "input: a constant layer?); choose a layer that the image "
+                                "drives")
         total = scores if regulariser is None else scores - regulariser(images)
         grads = torch.autograd.grad(-total.sum(), param.params)
     for p, g in zip(param.params, grads):
