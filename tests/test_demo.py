@@ -34,6 +34,7 @@ def test_demo_recovers_designed_tuning_and_writes_report(tmp_path):
     assert (out / "configs" / "characterize.toml").is_file()
     again = CliRunner().invoke(main, ["demo", "--out", str(out), "--resume"])
     assert again.exit_code == 0, again.output
-    log = (out / "run.log").read_text().split("demo: started")[-1]
+    log = (out / "run.log").read_text().split("demo: finished")[1]   # the resumed runs
+    assert "characterize: resumed" in log and "demo: resumed" in log
     assert "computed" not in log and "reused" in log      # a resumed demo recomputes nothing
     assert "report:" in result.output and str(out) in result.output
