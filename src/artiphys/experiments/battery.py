@@ -82,12 +82,15 @@ class Battery:
     # -- set-up --------------------------------------------------------------------------
     def check_example_layers(self) -> None:
         """Fail before any run is touched when a units-of-interest, synthesis or diverse
-        layer is not one of the battery's layers."""
+        layer is not one of the battery's layers; set ``synthesis_layers`` and
+        ``diverse_layers`` (labels; empty: every layer, the synthesis layers)."""
         from artiphys.experiments.battery_examples import layer_choice, parse_units_of_interest
 
         parse_units_of_interest(self.cfg.units_of_interest, self.labels_by_name)
-        layer_choice(self, self.cfg.synthesis_layers, "synthesis_layers")
-        layer_choice(self, self.cfg.diverse_layers, "diverse_layers")
+        self.synthesis_layers = layer_choice(self, self.cfg.synthesis_layers,
+                                             "synthesis_layers")
+        self.diverse_layers = (layer_choice(self, self.cfg.diverse_layers, "diverse_layers")
+                               or self.synthesis_layers)
 
     def _shape_sizes(self) -> dict:
         """Per layer label the :class:`~artiphys.tuning.shape_size.ShapeSize` of the config's

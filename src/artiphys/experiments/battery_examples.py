@@ -103,8 +103,7 @@ def run_examples(battery) -> None:
                           lambda: {"layers": examples(battery), "criteria": list(CRITERIA)})
     spec = battery.spec
     spec.module.to(s.device)
-    synth_layers = layer_choice(battery, cfg.synthesis_layers, "synthesis_layers")
-    diverse_layers = layer_choice(battery, cfg.diverse_layers, "diverse_layers") or synth_layers
+    synth_layers, diverse_layers = battery.synthesis_layers, battery.diverse_layers
     for ref in battery.refs:
         if synth_layers and ref.label not in synth_layers:
             continue
