@@ -75,6 +75,8 @@ def test_characterize_run_gets_overview_figures_and_capped_per_file_figures(tmp_
     # sections in the layers' order, titled by layer and analysis, not by file path
     assert page.index("<h2>conv1: apc, trained</h2>") < page.index("<h2>conv2: apc, trained</h2>")
     assert "1 apc results" in page
+    assert used[0] not in page                                   # counts, not digests
+    assert "&quot;steps&quot;: &quot;6 steps&quot;" in page
 
 
 def test_unfinished_run_gets_a_banner_and_what_was_not_run(tmp_path):

@@ -49,6 +49,16 @@ def _title(kind: str, meta: dict, summary: dict) -> str:
     return f"{where}: {kind.replace('_', ' ')}{cond}{unit}"
 
 
+def _provenance(manifest: dict) -> dict:
+    """The manifest with each experiment's step digest lists replaced by their counts."""
+    out = {k: v for k, v in manifest.items() if k != "experiments"}
+    out["experiments"] = {
+        kind: {k: (f"{len(v)} steps" if isinstance(v, list) and "steps" in k else v)
+               for k, v in entry.items()}
+        for kind, entry in manifest.get("experiments", {}).items()}
+    return out
+
+
 def _status_notes(manifest: dict, summary: dict) -> list[str]:
     """A banner when an experiment of the run is not finished, and what was not run."""
     out = []
@@ -86,8 +96,9 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     parts += _status_notes(manifest, summary)
     if manifest:
-        parts.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(manifest, indent=2,
-                                                                         default=str)) + "</pre>")
+        parts.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(
+            _provenance(manifest), indent=2, default=str)) + "</pre><p>Every step's digest: "
+            "<code>manifest.json</code> in the run directory.</p>")
     page = _Page(out_dir, parts)
     add = page.add
 
@@ -150,14 +161,16 @@ class _Page:
         table.to_csv(tmp, index=False, float_format="%.4g")
         tmp.replace(self.out_dir / f"{stem}.csv")
         self.parts.append(f"<p><b>{html.escape(stem)}</b> ({html.escape(caption)}; "
-                          f"<a href='{stem}.csv'>CSV</a>)</p>" +
-                          table.to_html(index=False, float_format="%.3g", na_rep="-"))
+                          f"<a href='{stem}.csv'>CSV</a>)</p><div class='wide'>" +
+                          table.to_html(index=False, float_format="%.3g", na_rep="-") +
+                          "</div>")
 
     def write(self) -> Path:
         page = ("<!doctype html><html><head><meta charset='utf-8'><title>artiphys report"
                 "</title><style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
                 "figcaption{font-size:90%;margin-bottom:2em}.banner{background:#fee;padding:"
-                ".6em;border:1px solid #c66}.file{color:#777;font-size:75%}pre{font-size:80%;"
+                ".6em;border:1px solid #c66}.file{color:#777;font-size:75%}"
+                ".wide{overflow-x:auto}pre{font-size:80%;"
                 "background:#f5f5f5;padding:1em;overflow:auto}table{font-size:80%;"
                 "border-collapse:collapse}td,th{padding:2px 6px;border-bottom:1px solid #ddd}"
                 "</style></head><body>" + "\n".join(self.parts) + "</body></html>")
