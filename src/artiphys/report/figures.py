@@ -216,5 +216,25 @@ def characterize_figures(run_dir: Path, summary: dict) -> list[tuple[str, str, F
     return figs
 
 
+# ---- unit-level figures (one unit's dossier page) -------------------------------------
+
+UnitMaker = Callable[[Path, dict, str, int], list[tuple[str, str, Figure]]]
+_UNIT_MAKERS: list[UnitMaker] = []
+
+
+def unit_figure(fn: UnitMaker) -> UnitMaker:
+    """Decorator: register a maker of one unit's figures, ``fn(run_dir, summary, layer,
+    channel)`` (layer: the battery's label); it returns ``[]`` when the run holds nothing
+    of its kind for that unit. The dossier page of a unit shows every maker's figures."""
+    _UNIT_MAKERS.append(fn)
+    return fn
+
+
+def unit_figures(run_dir: Path, summary: dict, layer: str,
+                 channel: int) -> list[tuple[str, str, Figure]]:
+    """Every unit-level figure that applies to unit ``channel`` of ``layer``."""
+    return [fig for maker in _UNIT_MAKERS for fig in maker(run_dir, summary, layer, channel)]
+
+
 # Makers defined in other modules register themselves on import.
 from artiphys.report import diverse_figures  # noqa: E402,F401

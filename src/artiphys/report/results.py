@@ -43,6 +43,24 @@ def run_results(run_dir: str | Path, **meta) -> list[Result]:
     return [r for r in _scan(run_dir) if all(r.meta.get(k) == v for k, v in meta.items())]
 
 
+def example_units(run_dir: str | Path) -> dict[str, list[dict]]:
+    """``{layer label: [{"channel", "reason"}, ...]}``: the battery's example units of each
+    layer (its ``examples`` step; ``{}`` when the run has none)."""
+    import json
+
+    from artiphys.store.rundir import MANIFEST, RunDir
+
+    run_dir = Path(run_dir)
+    if not ((run_dir / MANIFEST).is_file() and (run_dir / ".steps").is_dir()):
+        return {}
+    entries = [e for e in RunDir.open(run_dir).current_entries()
+               if e.get("step") == "examples" and e["file"].endswith(".json")]
+    if not entries:
+        return {}
+    latest = max(entries, key=lambda e: e["created_utc"])
+    return json.loads((run_dir / latest["file"]).read_text()).get("layers", {})
+
+
 def _scan(run_dir: Path) -> list[Result]:
     found = []
     for path in sorted(run_dir.rglob("*.nc")):
@@ -57,4 +75,4 @@ def _scan(run_dir: Path) -> list[Result]:
     return found
 
 
-__all__ = ["Result", "run_results"]
+__all__ = ["Result", "example_units", "run_results"]
