@@ -126,7 +126,8 @@ def run(tmp_path_factory):
 
 def test_fig4_panels_draw_the_stored_counts_on_log_axes(run):
     path, summary, data = run
-    (title, caption, fig), (stitle, scaption, sfig) = pf.response_distribution_figures(path, summary)
+    [(title, caption, fig), (_, scaption, sfig)] = pf.response_distribution_figures(path,
+                                                                                   summary)
     axes = [a for a in fig.axes if a.patches]
     assert [a.get_title() for a in axes] == LAYERS
     for ax, la in zip(axes, LAYERS):
@@ -165,6 +166,7 @@ def test_fig5gh_cdfs_match_the_fits_controls_and_reference(run):
     labels = [ln.get_label() for ln in panels[0].lines]
     assert "untrained (2 seeds)" in labels
     assert "L2 trained 2; L2 untrained 2; L2 shuffle 2" in hcap
+    assert "No kurtosis filter" in hcap and "No kurtosis filter" in gcap
 
 
 def test_unit_figure_scatters_the_recomputed_prediction_against_responses(run):
@@ -218,7 +220,7 @@ def test_table1_rows_hold_each_example_units_fit_and_ti(run):
     assert stem == "example_units" and "4 example units" in caption
     assert list(table["layer"]) == ["L1", "L1", "L2", "L2"]
     assert list(table["channel"]) == [0, 1, 0, 1]
-    assert list(table["module"][:1]) == ["features.1"]
+    assert list(table["module_path"][:1]) == ["features.1"]
     row = table.iloc[3]
     fit = data["trained", "L2", "apc"]
     assert row["apc_r"] == pytest.approx(fit["r"].values[1])

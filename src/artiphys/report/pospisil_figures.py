@@ -144,6 +144,15 @@ def condition_groups(summary: dict, present: set) -> list[tuple[str, str, list[s
     return out
 
 
+def kurtosis_note(summary: dict) -> str:
+    """The sentence saying which units the kurtosis filter took out of the APC fits."""
+    threshold = summary.get("kurtosis_threshold")
+    if threshold is None:
+        return "No kurtosis filter."
+    return (f"Units with response kurtosis >= {threshold:g} excluded from the fits (Pospisil "
+            "et al. excluded kurtosis >= 42).")
+
+
 def panel_grid(n: int, width: float = 3.0, height: float = 2.4, cols: int = 4):
     """``(fig, axes)``: ``n`` panels in rows of up to ``cols``; unused axes are hidden."""
     cols = max(1, min(cols, n))
@@ -277,8 +286,8 @@ def apc_cdf_figures(run_dir: Path, summary: dict):
                  "Cumulative distributions of APC fit r per layer: the network (black), its "
                  "responses shuffled across shapes (green), untrained (blue) and "
                  "weight-shuffled (purple) networks (thin lines: further seeds); "
-                 f"{ref_note}. Units with a fit (first seed): {'; '.join(counts)}. Compare "
-                 "Pospisil et al. (2018) Fig. 5H.", fig))
+                 f"{ref_note}. Units with a fit (first seed): {'; '.join(counts)}. "
+                 f"{kurtosis_note(summary)} Compare Pospisil et al. (2018) Fig. 5H.", fig))
     return figs
 
 
@@ -309,7 +318,8 @@ def _apc_cdf_by_layer(index, summary, names, ref):
                 if ref is not None else "No V4 reference table in this run.")
     return [("Cumulative distributions of APC fit r by layer (Fig. 5G)",
              f"{primary} network, {which}, dark (early) to light (deep); units with a fit: "
-             f"{', '.join(counts)}. {ref_note} Compare Pospisil et al. (2018) Fig. 5G.", fig)]
+             f"{', '.join(counts)}. {ref_note} {kurtosis_note(summary)} Compare Pospisil et "
+             "al. (2018) Fig. 5G.", fig)]
 
 
 # ---- Fig. 13: natural / shape maximum ratio ------------------------------------------
@@ -403,8 +413,8 @@ def example_rows(run_dir, summary: dict) -> list[dict]:
         apc = load(index, primary, la, "apc")
         ti = load(index, primary, la, "ti")
         for unit in chosen.get(la, []):
-            row = {"layer": la, "module": paths.get(la, la), "channel": int(unit["channel"]),
-                   "reason": unit.get("reason", "")}
+            row = {"layer": la, "module_path": paths.get(la, la),
+                   "channel": int(unit["channel"]), "reason": unit.get("reason", "")}
             fit = _unit_values(apc, row["channel"], ("r", "mu_a_deg", "sigma_a_deg", "mu_c",
                                                      "sigma_c"))
             row.update({"apc_r" if k == "r" else k: v for k, v in fit.items()})
