@@ -100,7 +100,8 @@ def unit_apc(run_dir, summary: dict, layer: str, channel: int) -> UnitAPC | None
     index, primary = result_index(run_dir), primary_condition(summary)
     fits = load(index, primary, layer, "apc")
     resp = load(index, primary, layer, "responses", set_name="shapes")
-    if fits is None or resp is None or not {"shape_id", "rotation"} <= set(resp.coords):
+    if fits is None or resp is None or "channel" not in fits.coords \
+            or not {"shape_id", "rotation", "channel"} <= set(resp.coords):
         return None
     at = np.flatnonzero(np.asarray(fits["channel"].values) == int(channel))
     ru = np.flatnonzero(np.asarray(resp["channel"].values) == int(channel))
@@ -117,11 +118,12 @@ def unit_apc(run_dir, summary: dict, layer: str, channel: int) -> UnitAPC | None
     centre = (float(_first(da, "y_px", mid)), float(_first(da, "x_px", mid)))
     imgs = {}
     tb = load(index, primary, layer, "top_bottom", "top_bottom_stimuli")
-    tu = np.flatnonzero(np.asarray(tb["channel"].values) == int(channel)) if tb is not None \
-        else np.array([], int)
+    tu = np.flatnonzero(np.asarray(tb["channel"].values) == int(channel)) \
+        if tb is not None and "channel" in tb.coords else np.array([], int)
+    where = {s: i for i, s in enumerate(np.asarray(da["stimulus"].values).tolist())}
     for side in ("top", "bottom"):
-        stim = tb[f"{side}_stimulus"].values[tu[0]] if tu.size else []
-        pos = [int(np.flatnonzero(da["stimulus"].values == s)[0]) for s in stim]
+        stim = tb[f"{side}_stimulus"].values[tu[0]].tolist() if tu.size else []
+        pos = [where[s] for s in stim if s in where]
         pairs = [(da["shape_id"].values[p], da["rotation"].values[p]) for p in pos]
         imgs[side] = shape_images(pairs, size, canvas, float(_first(da, "intensity", 255)),
                                   centre)
