@@ -167,6 +167,7 @@ def test_fig5gh_cdfs_match_the_fits_controls_and_reference(run):
     assert "untrained (2 seeds)" in labels
     assert "L2 trained 2; L2 untrained 2; L2 shuffle 2" in hcap
     assert "No kurtosis filter" in hcap and "No kurtosis filter" in gcap
+    assert "trained (black), untrained (blue), shuffle (green)" in hcap
 
 
 def test_unit_figure_scatters_the_recomputed_prediction_against_responses(run):

@@ -36,6 +36,8 @@ SET_NAMES = {"shapes": "standard shapes", "shapes_large": "large shapes",
 CONDITION_COLOURS = {"shuffle": "tab:green", "untrained": "tab:blue",
                      "weight-shuffled": "tab:purple"}
 V4_COLOUR = "tab:red"
+COLOUR_NAMES = {"k": "black", "tab:green": "green", "tab:blue": "blue",
+                "tab:purple": "purple"}
 
 
 # ---- reading a run -------------------------------------------------------------------
@@ -283,10 +285,10 @@ def apc_cdf_figures(run_dir: Path, summary: dict):
     ref_note = (f"red: {ref[1]} (reference neurons, no noise correction)" if ref is not None
                 else "no V4 reference table in this run (set reference_fits)")
     figs.append(("APC fit r of the network and its controls, by layer (Fig. 5H)",
-                 "Cumulative distributions of APC fit r per layer: the network (black), its "
-                 "responses shuffled across shapes (green), untrained (blue) and "
-                 "weight-shuffled (purple) networks (thin lines: further seeds); "
-                 f"{ref_note}. Units with a fit (first seed): {'; '.join(counts)}. "
+                 "Cumulative distributions of APC fit r per layer: "
+                 + ", ".join(f"{label} ({COLOUR_NAMES.get(c, c)})" for label, c, _ in groups)
+                 + " (shuffle: each unit's responses permuted across shapes; thin lines: "
+                 f"further seeds of a control); {ref_note}. Units with a fit (first seed): {'; '.join(counts)}. "
                  f"{kurtosis_note(summary)} Compare Pospisil et al. (2018) Fig. 5H.", fig))
     return figs
 
