@@ -283,9 +283,14 @@ def test_makers_are_registered():
 DEMO = Path("/work/runs/demo")
 
 
-@pytest.mark.skipif(not (DEMO / "summary.json").is_file(), reason="no reference run")
+@pytest.mark.skipif(not (DEMO / "summary.json").is_file(), reason="no finished reference run")
 def test_reference_run_example_units_recompute_their_stored_fit():
+    """On the demo run: each example unit's prediction, recomputed from its stored fit and
+    the shapes' APC features, correlates with its responses as the stored r says."""
     summary = pf.read_summary(DEMO)
     figs = pu.apc_example_figures(DEMO, summary)
     assert figs and all("matches the stored fit" in cap for _, cap, _ in figs)
     assert len(pf.response_distribution_figures(DEMO, summary)) == 2
+    assert len(pf.apc_cdf_figures(DEMO, summary)) == 2
+    rows = pf.example_rows(DEMO, summary)
+    assert rows and all(np.isfinite(r["apc_r"]) for r in rows)
