@@ -174,8 +174,9 @@ def _probe_row(axes, ds: xr.Dataset, stat: str, label: str, errors: bool) -> Non
                                (axes[1], "rotation", "rotation (deg)")):
         x, m, s = probe_values(ds, stat, family)
         if x.size:
-            ax.errorbar(x, m, yerr=s if errors else None, marker="o", ms=3, color="C0",
-                        capsize=2, label="maximal image", gid=f"probe:{family}")
+            drawn = ax.errorbar(x, m, yerr=s if errors else None, marker="o", ms=3,
+                                color="C0", capsize=2, label="maximal image")
+            drawn.lines[0].set_gid(f"probe:{family}")
             if family == "zoom" and np.all(x > 0):
                 ax.set_xscale("log")
                 ax.minorticks_off()
