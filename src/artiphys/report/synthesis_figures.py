@@ -390,12 +390,22 @@ def unit_datasets(run_dir: Path, summary: dict, kind: str, layer: str,
         found = [r for r in found if r.meta.get("condition") == primary]
     out = []
     for r in found:
-        if not _holds(r.meta, channel):
-            continue
-        ds = r.load()
-        if "unit" in ds.coords and channel in set(int(u) for u in ds["unit"].values):
-            out.append(ds.sel(unit=[channel]))
+        if _holds(r.meta, channel):
+            ds = _load_unit(r.path, channel)
+            if ds is not None:
+                out.append(ds)
     return out
+
+
+def _load_unit(path: Path, channel: int) -> xr.Dataset | None:
+    """One unit of a stored result, reading only that unit's arrays (a layer's patches
+    can be large); ``None`` when the result does not hold it."""
+    from artiphys.store.steps import from_netcdf
+
+    with xr.open_dataset(path) as ds:
+        if "unit" not in ds.coords or channel not in set(int(u) for u in ds["unit"].values):
+            return None
+        return from_netcdf(ds.sel(unit=[channel]).load())
 
 
 def best_natural(ds: xr.Dataset) -> dict[int, float]:
