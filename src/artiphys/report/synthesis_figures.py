@@ -73,9 +73,12 @@ def gallery_labels(ds: xr.Dataset, natural: dict | None = None) -> list[str]:
     """``"layer:channel"`` and the final activation (and the best natural image's response
     where ``natural`` maps a channel to it) under each image."""
     layer = str(ds.attrs.get("layer", ""))
+    whole_layer = _settings(ds).get("objective_kind") == "layer"
     labels = []
     for u, final in zip(ds["unit"].values, ds["final"].values):
         text = f"{layer}:{int(u)}" if layer else str(int(u))
+        if whole_layer:
+            text = f"{layer} (layer mean)"
         text += f"\nfinal {float(final):.3g}"
         if natural and int(u) in natural:
             text += f"\nnatural {natural[int(u)]:.3g}"
