@@ -238,3 +238,4 @@ def unit_figures(run_dir: Path, summary: dict, layer: str,
 
 # Makers defined in other modules register themselves on import.
 from artiphys.report import diverse_figures  # noqa: E402,F401
+from artiphys.report import synthesis_figures  # noqa: E402,F401
