@@ -40,7 +40,8 @@ def has_figures(analysis: str) -> bool:
 
 def figures_for(ds: xr.Dataset) -> list[tuple[str, str, Figure]]:
     """All figures for one stored result (``[]`` when no maker knows it)."""
-    maker = _MAKERS.get(ds.attrs.get("analysis", ""))
+    # Results stored before their maker knew them may lack ``analysis``: their step names them.
+    maker = _MAKERS.get(ds.attrs.get("analysis") or ds.attrs.get("artiphys_step", ""))
     return maker(ds) if maker else []
 
 
