@@ -78,8 +78,13 @@ def _progress(quiet: bool):
     return Progress(quiet=quiet)
 
 
-def _done(run, extra: str = "") -> None:
-    click.echo(f"results: {Path(run.path).resolve()}{extra}")
+def _done(run, *, report: bool = False) -> None:
+    """Say where the results are; with ``report``, build the run's report first."""
+    click.echo(f"results: {Path(run.path).resolve()}")
+    if report:
+        from artiphys.report import build_report
+
+        click.echo(f"report:  {Path(build_report(run.path)).resolve()}")
 
 
 def echo_json(obj) -> None:
@@ -225,7 +230,7 @@ def characterize_cmd(config, out, resume, restart, quiet, command):
     run_dir = run(config, out, resume=resume, restart=restart, progress=_progress(quiet),
                   command=command)
     echo_json(json.loads(run_dir.file("summary.json").read_text())["layers"])
-    _done(run_dir)
+    _done(run_dir, report=True)
 
 
 @experiment_command(main, "apc", ApcConfig, arg=("source_run",), metavar="RUN")
@@ -255,7 +260,7 @@ def visualize_cmd(config, out, resume, restart, quiet, command):
 
     run_dir = run_visualize(config, out, resume=resume, restart=restart,
                             progress=_progress(quiet), command=command)
-    _done(run_dir, f"  (report: artiphys report {run_dir.path})")
+    _done(run_dir, report=True)
 
 
 @experiment_command(main, "top-patches", TopPatchesConfig)
@@ -266,7 +271,7 @@ def top_patches_cmd(config, out, resume, restart, quiet, command):
 
     run_dir = run_top_patches(config, out, resume=resume, restart=restart,
                               progress=_progress(quiet), command=command)
-    _done(run_dir, f"  (report: artiphys report {run_dir.path})")
+    _done(run_dir, report=True)
 
 
 @experiment_command(main, "diverse", DiverseConfig)
@@ -278,7 +283,7 @@ def diverse_cmd(config, out, resume, restart, quiet, command):
 
     run_dir = run_diverse(config, out, resume=resume, restart=restart,
                           progress=_progress(quiet), command=command)
-    _done(run_dir, f"  (report: artiphys report {run_dir.path})")
+    _done(run_dir, report=True)
 
 
 @experiment_command(main, "demo", DemoConfig, arg=None, out_default="runs/demo")
