@@ -27,7 +27,7 @@ EXAMPLES = {"conv1": [{"channel": 0, "reason": "highest TI"},
 V4_MEDIAN_R = 0.46
 
 
-def toy_sweep(seed: int, layer: str, axis: str = "x") -> xr.Dataset:
+def toy_sweep(seed: int, layer: str, axis: str = "x", rf=RF) -> xr.Dataset:
     """Sweep responses (position, shape, unit) of the four toy units."""
     rng = np.random.default_rng(seed)
     gain = np.exp(-POS**2 / (2 * GAIN_SD_PX**2))
@@ -36,7 +36,7 @@ def toy_sweep(seed: int, layer: str, axis: str = "x") -> xr.Dataset:
     resp[:, :, 1] = rng.normal(size=(POS.size, N_SHAPES))
     resp[:, :, 2] = 1.0
     resp[:, :, 3] = gain[:, None] * rng.normal(size=N_SHAPES)[None]
-    rf = np.asarray(RF)
+    rf = np.asarray(rf, float)
     return xr.Dataset(
         {"responses": (("position", "shape", "unit"), resp), "blank": ("unit", np.zeros(4)),
          "rf_start_px": ("unit", rf[:, 0]), "rf_end_px": ("unit", rf[:, 1])},
@@ -57,7 +57,7 @@ def _save(run, used, result, condition, layer, value):
     used.append(step.digest)
 
 
-def make_run(root: Path, *, with_ti: bool = True, apc_r=None) -> dict:
+def make_run(root: Path, *, with_ti: bool = True, apc_r=None, rf=RF) -> dict:
     """A characterize run with TI (x and y), controls, APC and example units; returns the
     stored TI results ``{(condition, layer, result): Dataset}``."""
     from artiphys.store import RunDir
@@ -74,15 +74,15 @@ def make_run(root: Path, *, with_ti: bool = True, apc_r=None) -> dict:
         if not with_ti:
             continue
         for cond, seed in (("trained", 1), ("untrained", 2), ("untrained_seed1", 3)):
-            sweep = toy_sweep(seed + 10 * k, la)
+            sweep = toy_sweep(seed + 10 * k, la, rf=rf)
             _save(run, used, "ti_sweep", cond, la, sweep)
             stored[cond, la, "ti"] = ti_from_sweep(sweep)
             _save(run, used, "ti", cond, la, stored[cond, la, "ti"])
-        sweep_y = toy_sweep(7 + k, la, axis="y")
+        sweep_y = toy_sweep(7 + k, la, axis="y", rf=rf)
         stored["trained", la, "ti_y"] = ti_from_sweep(sweep_y)
         _save(run, used, "ti_sweep_y", "trained", la, sweep_y)
         _save(run, used, "ti_y", "trained", la, stored["trained", la, "ti_y"])
-        stored["shuffle", la, "ti_shuffle"] = ti_from_sweep(toy_sweep(1 + 10 * k, la),
+        stored["shuffle", la, "ti_shuffle"] = ti_from_sweep(toy_sweep(1 + 10 * k, la, rf=rf),
                                                             shuffle_seed=0)
         _save(run, used, "ti_shuffle", "shuffle", la, stored["shuffle", la, "ti_shuffle"])
     from artiphys.store import Step
@@ -141,7 +141,7 @@ def test_profile_figure_plots_the_stored_profiles_and_the_window(run):
     band, = _by_gid(ax, "rf_band")
     assert (band.get_x(), band.get_x() + band.get_width()) == pytest.approx(RF[0])
     # the layer average: the constant unit has no correlation profile and is left out
-    avg = _ax_titled(fig, "conv1: average of 3 units")
+    avg = _ax_titled(fig, "conv1: average of\n3 units")
     keep = [0, 1, 3]
     np.testing.assert_allclose(_by_gid(avg, "corr")[0].get_ydata(),
                                np.nanmean(ti.position_correlation.values[:, keep], 1))
@@ -226,6 +226,19 @@ def test_makers_return_nothing_for_a_run_without_ti(tmp_path):
         assert maker(tmp_path, {}) == []
     assert ti_unit_figures(tmp_path, SUMMARY, "conv1", 0) == []
     assert ti_profile_figures(tmp_path / "missing", {}) == []
+
+
+def test_a_run_whose_units_all_lack_a_ti_says_so(tmp_path):
+    make_run(tmp_path, rf=[(-2.0, 2.0)] * 4)          # every RF narrower than the shapes
+    (_, caption, fig), _ = ti_cdf_figures(tmp_path, SUMMARY)
+    assert "conv1: trained 0/4 (4 rf smaller than stimulus)" in caption
+    assert all(_by_gid(ax, "empty") for ax in fig.axes if ax.axison)
+    assert apc_ti_figures(tmp_path, SUMMARY) == []
+    assert ti_xy_figures(tmp_path, SUMMARY) == []
+    (_, caption, fig), = ti_profile_figures(tmp_path, SUMMARY)   # profiles need no TI
+    assert "TI undefined" in _ax_titled(fig, "conv1:0").get_title()
+    (_, caption, fig), = ti_unit_figures(tmp_path, SUMMARY, "conv1", 0)
+    assert "rf smaller than stimulus" in caption and _by_gid(fig.axes[-1], "empty")
 
 
 def test_reference_run_gets_its_ti_figures():

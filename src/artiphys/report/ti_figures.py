@@ -121,6 +121,23 @@ def defined_text(ds: xr.Dataset) -> str:
     return f"{ok}/{n}" + (f" ({reasons})" if reasons else "")
 
 
+def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over the finite values (NaN where there are none), without a warning."""
+    ok = np.isfinite(a)
+    n = ok.sum(axis)
+    return np.where(n > 0, np.where(ok, a, 0.0).sum(axis) / np.maximum(n, 1), np.nan)
+
+
+def _legend(ax, **kw) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
+
+
+def _empty(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=7, color="0.4",
+            transform=ax.transAxes, gid="empty")
+
+
 def _grid(n: int, cols: int = 4, size=(3.0, 2.6)):
     cols = max(1, min(cols, n))
     rows = int(np.ceil(n / cols))
@@ -188,7 +205,7 @@ def _unit_profile(ax, ds, sweep, i, label) -> None:
     draw_profile(ax, ds["position_px"].values, _by_position(ds, "position_correlation")[:, i],
                  _by_position(ds, "rf_profile")[:, i], in_rf, rf_band_px(sweep, i, extent))
     ti = float(ds["ti"].values[i])
-    ax.set_title(f"{label}  TI = {ti:.2f}" if np.isfinite(ti) else f"{label}  TI undefined",
+    ax.set_title(f"{label}\nTI = {ti:.2f}" if np.isfinite(ti) else f"{label}\nTI undefined",
                  fontsize=7)
 
 
@@ -202,9 +219,9 @@ def _layer_average(ax, ds, sweep, layer) -> int:
         ax.axis("off")
         return 0
     band = rf_band_px(sweep, None, ds.attrs.get("stimulus_extent_px"))
-    draw_profile(ax, ds["position_px"].values, np.nanmean(corr[:, keep], 1),
-                 np.nanmean(prof[:, keep], 1), None, band)
-    ax.set_title(f"{layer}: average of {int(keep.sum())} units", fontsize=7)
+    draw_profile(ax, ds["position_px"].values, _nanmean(corr[:, keep], 1),
+                 _nanmean(prof[:, keep], 1), None, band)
+    ax.set_title(f"{layer}: average of\n{int(keep.sum())} units", fontsize=7)
     return int(keep.sum())
 
 
@@ -226,7 +243,7 @@ def _profile_figure(layers, found, sweeps, examples):
             ax.axis("off")
         n = _layer_average(row[-1], ds, sweep, la)
         notes.append(f"{la}: {len(shown)} example unit(s), average over {n} units")
-    axes[0][-1].legend(fontsize=6, loc="lower right")
+    _legend(axes[0][-1], fontsize=6, loc="lower right")
     return fig, notes
 
 
@@ -289,13 +306,20 @@ def _cdf_by_layer(found, conds, layers, summary):
             if (cond, la) in found:
                 _ecdf(ax, found[cond, la]["ti"].values, label=la,
                       color=depth(i / max(1, len(layers) - 1)))
+        if not _n_defined(found, [cond], layers):
+            _empty(ax, "no unit with a defined TI")
         ax.set_title(cond, fontsize=8)
         ax.set_xlabel("TI")
         ax.set_ylabel("cumulative fraction of units")
         ax.set_xlim(-0.3, 1.02)
         ax.set_ylim(0, 1.02)
-    axes[0].legend(fontsize=6, ncol=2, loc="upper left")
+    _legend(axes[0], fontsize=6, ncol=2, loc="upper left")
     return fig, firsts
+
+
+def _n_defined(found, conds, layers) -> int:
+    return sum(int(np.isfinite(np.asarray(found[c, la]["ti"].values, float)).sum())
+               for c in conds for la in layers if (c, la) in found)
 
 
 def _cdf_by_condition(found, conds, layers, summary):
@@ -320,7 +344,9 @@ def _cdf_by_condition(found, conds, layers, summary):
         ax.set_xlim(-0.3, 1.02)
         ax.set_ylim(0, 1.02)
         ax.tick_params(labelsize=6)
-        ax.legend(fontsize=6, loc="upper left")
+        _legend(ax, fontsize=6, loc="upper left")
+        if not _n_defined(found, conds, [la]):
+            _empty(ax, "no unit with a defined TI")
     return fig, shown
 
 
@@ -358,14 +384,16 @@ def ti_xy_figures(run_dir: Path, summary: dict):
     """Fig. 7-S1: TI for vertical vs horizontal shifts, per layer."""
     tx, ty = _results(run_dir, "ti"), _results(run_dir, "ti_y")
     primary = _primary(summary, [c for c, _ in ty])
-    layers = _ordered(summary, [la for c, la in ty if c == primary and (c, la) in tx])
+    pairs = {la: _paired(tx[primary, la], "ti", ty[primary, la], "ti")
+             for c, la in ty if c == primary and (c, la) in tx}
+    layers = _ordered(summary, [la for la, p in pairs.items() if p[0].size])
     if not layers:
         return []
     examples = example_units(run_dir)
     fig, axes = _grid(len(layers), cols=4, size=(2.8, 2.7))
     notes = []
     for ax, la in zip(axes, layers):
-        chans, x, y = _paired(tx[primary, la], "ti", ty[primary, la], "ti")
+        chans, x, y = pairs[la]
         ax.plot([-1, 1], [-1, 1], color="0.6", lw=0.7)
         ax.scatter(x, y, s=8, color="C0", alpha=0.7, gid="units")
         _mark_examples(ax, chans, x, y, examples.get(la, []))
@@ -381,8 +409,13 @@ def ti_xy_figures(run_dir: Path, summary: dict):
     return [("TI along x vs along y", (
         f"{primary}: each point a unit's TI for vertical vs horizontal shifts of the shapes; "
         "grey: equality; orange stars: example units (labelled by channel). n = units with "
-        f"a defined TI along both axes: {', '.join(notes)}. r: Pearson. Compare Pospisil "
-        "et al. (2018) Fig. 7-figure supplement 1."), fig)]
+        f"a defined TI along both axes: {', '.join(notes)}{_left_out(pairs, layers)}. r: "
+        "Pearson. Compare Pospisil et al. (2018) Fig. 7-figure supplement 1."), fig)]
+
+
+def _left_out(pairs: dict, layers) -> str:
+    gone = [la for la in pairs if la not in layers]
+    return f" (not drawn, no such unit: {', '.join(gone)})" if gone else ""
 
 
 # ---- Fig. 8: APC r vs TI ------------------------------------------------------------------
@@ -450,18 +483,21 @@ def apc_ti_figures(run_dir: Path, summary: dict):
     """Fig. 8: APC r vs TI per layer with the V4 reference and distance-to-ideal contours."""
     tis, apcs = _results(run_dir, "ti"), _results(run_dir, "apc")
     primary = _primary(summary, [c for c, _ in tis])
-    layers = _ordered(summary, [la for c, la in tis if c == primary and (c, la) in apcs])
+    pairs = {la: _paired(tis[primary, la], "ti", apcs[primary, la], "r")
+             for c, la in tis if c == primary and (c, la) in apcs}
+    layers = _ordered(summary, [la for la, p in pairs.items() if p[0].size])
     if not layers:
         return []
     examples = example_units(run_dir)
     fig, axes = _grid(len(layers), cols=3, size=(3.4, 3.2))
     notes, with_median = [], False
     for ax, la in zip(axes, layers):
-        chans, ti, r = _paired(tis[primary, la], "ti", apcs[primary, la], "r")
+        chans, ti, r = pairs[la]
         _apc_ti_axes(ax, chans, ti, r, examples.get(la, []), summary, la, primary)
         with_median |= _v4_median_r(summary, la, primary) is not None
         ax.set_title(f"{la} (n = {ti.size})", fontsize=8)
         notes.append(f"{la} {ti.size}")
+    notes[-1] += _left_out(pairs, layers)
     return [("APC fit r vs translation invariance",
              _apc_ti_caption(primary, notes, with_median), fig)]
 
@@ -490,7 +526,7 @@ def ti_unit_figures(run_dir: Path, summary: dict, layer: str, channel: int):
                       f"{layer}:{channel}, along {axis}")
         n_in = f"{int(ds['n_in_rf'].values[i])} in-RF positions" if "n_in_rf" in ds else "the RF"
         notes.append(f"TI along {axis} over {n_in}" + _why_undefined(ds, i))
-    axes[0].legend(fontsize=6, loc="lower right")
+    _legend(axes[0], fontsize=6, loc="lower right")
     cap = ("Red: correlation of the responses to the shapes at each offset with those at the "
            "RF centre; green: RF profile (normalised response magnitude); dotted lines and "
            "black bar: the TI window (every shape inside the RF); grey band: the offsets "
@@ -500,6 +536,8 @@ def ti_unit_figures(run_dir: Path, summary: dict, layer: str, channel: int):
         chans, ti, r = _paired(mine[""], "ti", apc, "r")
         _apc_ti_axes(axes[-1], chans, ti, r, [], summary, layer, primary, highlight=[channel])
         axes[-1].set_title(f"{layer}: APC r vs TI (n = {ti.size})", fontsize=7)
+        if not ti.size:
+            _empty(axes[-1], "no unit with both a TI and an APC r")
         placed = "" if int(channel) in chans else " (this unit lacks a TI or an APC r)"
         cap += (f" Right: the layer's units with both an APC r and a TI (n = {ti.size}); "
                 f"orange star: this unit{placed}. {V4_SOURCE}; pink: closer to the ideal unit "
