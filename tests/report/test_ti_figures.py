@@ -241,12 +241,16 @@ def test_a_run_whose_units_all_lack_a_ti_says_so(tmp_path):
     assert "rf smaller than stimulus" in caption and _by_gid(fig.axes[-1], "empty")
 
 
-def test_reference_run_gets_its_ti_figures():
-    root = Path("/work/runs/demo")
+@pytest.mark.parametrize("name", ["demo", "sq"])
+def test_reference_run_gets_its_ti_figures(name):
+    root = Path("/work/runs") / name
     if not (root / "summary.json").is_file():
-        pytest.skip("the demo reference run is not there (or not finished)")
+        pytest.skip(f"the {name} reference run is not there (or not finished)")
     summary = json.loads((root / "summary.json").read_text())
-    figs = [f for maker in (ti_profile_figures, ti_cdf_figures, apc_ti_figures)
-            for f in maker(root, summary)]
-    assert len(figs) >= 3
-    assert all("n = " in cap or "/" in cap or "units" in cap for _, cap, _ in figs)
+    (_, caption, fig), *_ = ti_profile_figures(root, summary)
+    layers = [la for la in summary["layer_order"] if la in caption]
+    assert layers and all(f"{la}: " in caption for la in layers)
+    cdf = ti_cdf_figures(root, summary)
+    assert cdf and "Units with a defined TI / all units" in cdf[0][1]
+    for title, caption, _ in apc_ti_figures(root, summary):
+        assert "n = units with both defined" in caption

@@ -40,12 +40,12 @@ _RED, _GREEN = "#d62728", "#2ca02c"
 
 # ---- reading the stored steps -------------------------------------------------------------
 
-def _results(run_dir: Path, result: str, condition: str | None = None,
-             drop=()) -> dict[tuple[str, str], xr.Dataset]:
+def _results(run_dir: Path, result: str, condition: str | None = None, drop=(),
+             layer: str | None = None) -> dict[tuple[str, str], xr.Dataset]:
     """``{(condition, layer): Dataset}`` of the current ``result`` steps (``"ti"``,
-    ``"ti_y"``, ``"ti_sweep"``, ...); results without a step index are matched by file
-    name (``<result>.<digest>.nc``)."""
-    meta = {} if condition is None else {"condition": condition}
+    ``"ti_y"``, ``"ti_sweep"``, ...) of ``condition`` and ``layer`` (default all); results
+    without a step index are matched by file name (``<result>.<digest>.nc``)."""
+    meta = {k: v for k, v in (("condition", condition), ("layer", layer)) if v is not None}
     out = {}
     for r in run_results(run_dir, **meta):
         if r.meta.get("result", r.path.name.split(".")[0]) == result:
@@ -189,8 +189,10 @@ def draw_profile(ax, pos, corr, prof, in_rf=None, band=None) -> None:
     ax.tick_params(labelsize=6)
 
 
-def _sweeps(run_dir: Path, condition: str, tag: str = "") -> dict[str, xr.Dataset]:
-    got = _results(run_dir, f"ti_sweep{tag}", condition, drop=("responses",))
+def _sweeps(run_dir: Path, condition: str, tag: str = "",
+            layer: str | None = None) -> dict[str, xr.Dataset]:
+    """The RF edges of the stored sweeps, by layer (their responses are not read)."""
+    got = _results(run_dir, f"ti_sweep{tag}", condition, drop=("responses",), layer=layer)
     return {la: ds for (_, la), ds in got.items()}
 
 
@@ -363,11 +365,13 @@ def ti_cdf_figures(run_dir: Path, summary: dict):
     n_note = (" Units with a defined TI / all units, per layer and condition (why the others "
               f"have none in brackets): {counts}.")
     fig, firsts = _cdf_by_layer(found, conds, layers, summary)
+    axis = str(next(iter(found.values())).attrs.get("axis", "x"))
     figs = [("Cumulative distributions of TI by layer", (
-        f"One curve per layer (darker = deeper), one panel per condition ({', '.join(firsts)}"
+        f"TI for shifts of the shapes along {axis}. One curve per layer (darker = deeper), one panel per condition ({', '.join(firsts)}"
         f"); in the control panels the {conds[0]} curves are repeated in grey. TI over the "
         "positions where every shape lies inside the unit's RF (Pospisil et al. 2018 Eq. 3); "
-        "units without a defined TI are left out. Compare Pospisil et al. (2018) Fig. 7A, B." + n_note), fig)]
+        "units without a defined TI are left out. Compare Pospisil et al. (2018) Fig. 7A, B."
+        + n_note), fig)]
     if len(conds) > 1:
         fig, _ = _cdf_by_condition(found, conds, layers, summary)
         seeds = [c for c in conds if _group(summary, c) != c]
@@ -507,14 +511,14 @@ def apc_ti_figures(run_dir: Path, summary: dict):
 @unit_figure
 def ti_unit_figures(run_dir: Path, summary: dict, layer: str, channel: int):
     """A unit's TI profiles (x, and y where swept) and its place in the APC r vs TI cloud."""
-    tis = {t: _results(run_dir, f"ti{t}") for t in ("", "_y")}
+    tis = {t: _results(run_dir, f"ti{t}", layer=layer) for t in ("", "_y")}
     primary = _primary(summary, [c for c, _ in tis[""]] + [c for c, _ in tis["_y"]])
     mine = {t: got[primary, layer] for t, got in tis.items() if (primary, layer) in got
             and {"position_correlation", "rf_profile"} <= set(got[primary, layer].data_vars)
             and _index(got[primary, layer], channel) is not None}
     if not mine:
         return []
-    apc = _results(run_dir, "apc", primary).get((primary, layer))
+    apc = _results(run_dir, "apc", primary, layer=layer).get((primary, layer))
     cloud = apc is not None and "" in mine
     fig, axes = plt.subplots(1, len(mine) + cloud, figsize=(3.4 * (len(mine) + cloud), 3),
                              squeeze=False, constrained_layout=True)
@@ -522,7 +526,7 @@ def ti_unit_figures(run_dir: Path, summary: dict, layer: str, channel: int):
     for ax, (tag, ds) in zip(axes, mine.items()):
         i = _index(ds, channel)
         axis = str(ds.attrs.get("axis", "y" if tag else "x"))
-        _unit_profile(ax, ds, _sweeps(run_dir, primary, tag).get(layer), i,
+        _unit_profile(ax, ds, _sweeps(run_dir, primary, tag, layer).get(layer), i,
                       f"{layer}:{channel}, along {axis}")
         n_in = f"{int(ds['n_in_rf'].values[i])} in-RF positions" if "n_in_rf" in ds else "the RF"
         notes.append(f"TI along {axis} over {n_in}" + _why_undefined(ds, i))
