@@ -23,7 +23,9 @@ RF = [(-12.5, 12.5), (-30.5, 30.5), (-30.5, 30.5), (-2.0, 2.0)]   # edges, px
 EXTENT = [-5.5, 5.5]                                              # the shapes at offset 0
 LAYERS = ("conv1", "conv2")
 EXAMPLES = {"conv1": [{"channel": 0, "reason": "highest TI"},
-                      {"channel": 1, "reason": "median APC r (typical)"}]}
+                      {"channel": 1, "reason": "median APC r (typical)"}],
+            "conv2": [{"channel": 99, "reason": "not in the layer"},
+                      {"channel": 3, "reason": "unit of interest"}]}
 V4_MEDIAN_R = 0.46
 
 
@@ -148,8 +150,9 @@ def test_profile_figure_plots_the_stored_profiles_and_the_window(run):
     np.testing.assert_allclose(_by_gid(avg, "profile")[0].get_ydata(),
                                ti.rf_profile.values[:, keep].mean(1))
     assert "conv1: 2 example unit(s), average over 3 units" in caption
-    assert "conv2: 0 example unit(s)" in caption and "px" in caption
-    assert len([a for a in fig.axes if a.axison]) == 2 + 1 + 1   # 2 examples + 2 averages
+    assert "conv2: 1 example unit(s)" in caption and "px" in caption
+    assert fig.axes[3].get_title().startswith("conv2:3 (unit of interest)")  # 99 skipped
+    assert len([a for a in fig.axes if a.axison]) == 2 + 1 + 1 + 1   # 3 examples, 2 averages
 
 
 def test_cdf_figures_by_layer_and_by_condition(run):

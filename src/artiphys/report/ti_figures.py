@@ -201,11 +201,14 @@ def _by_position(ds: xr.Dataset, var: str) -> np.ndarray:
     return np.asarray(ds[var].transpose("position", "unit").values)
 
 
-def _unit_profile(ax, ds, sweep, i, label) -> None:
-    extent = ds.attrs.get("stimulus_extent_px")
+def _unit_profile(ax, ds, sweep, channel, label) -> None:
+    """One unit's profiles (its TI window, and its RF where the sweep is stored)."""
+    i = _index(ds, channel)
+    j = None if sweep is None else _index(sweep, channel)
+    band = rf_band_px(sweep, j, ds.attrs.get("stimulus_extent_px")) if j is not None else None
     in_rf = _by_position(ds, "in_rf")[:, i] if "in_rf" in ds else None
     draw_profile(ax, ds["position_px"].values, _by_position(ds, "position_correlation")[:, i],
-                 _by_position(ds, "rf_profile")[:, i], in_rf, rf_band_px(sweep, i, extent))
+                 _by_position(ds, "rf_profile")[:, i], in_rf, band)
     ti = float(ds["ti"].values[i])
     ax.set_title(f"{label}\nTI = {ti:.2f}" if np.isfinite(ti) else f"{label}\nTI undefined",
                  fontsize=7)
@@ -234,13 +237,9 @@ def _profile_figure(layers, found, sweeps, examples):
     notes = []
     for row, la in zip(axes, layers):
         ds, sweep = found[la], sweeps.get(la)
-        shown = []
-        for ax, ex in zip(row, examples.get(la, [])):
-            i = _index(ds, ex["channel"])
-            if i is None:
-                continue
-            _unit_profile(ax, ds, sweep, i, f"{la}:{ex['channel']} ({ex['reason']})")
-            shown.append(ax)
+        shown = [ex for ex in examples.get(la, []) if _index(ds, ex["channel"]) is not None]
+        for ax, ex in zip(row, shown):
+            _unit_profile(ax, ds, sweep, ex["channel"], f"{la}:{ex['channel']} ({ex['reason']})")
         for ax in row[len(shown):-1]:
             ax.axis("off")
         n = _layer_average(row[-1], ds, sweep, la)
@@ -526,7 +525,7 @@ def ti_unit_figures(run_dir: Path, summary: dict, layer: str, channel: int):
     for ax, (tag, ds) in zip(axes, mine.items()):
         i = _index(ds, channel)
         axis = str(ds.attrs.get("axis", "y" if tag else "x"))
-        _unit_profile(ax, ds, _sweeps(run_dir, primary, tag, layer).get(layer), i,
+        _unit_profile(ax, ds, _sweeps(run_dir, primary, tag, layer).get(layer), channel,
                       f"{layer}:{channel}, along {axis}")
         n_in = f"{int(ds['n_in_rf'].values[i])} in-RF positions" if "n_in_rf" in ds else "the RF"
         notes.append(f"TI along {axis} over {n_in}" + _why_undefined(ds, i))
