@@ -69,7 +69,8 @@ def make_run(root: Path, *, with_ti: bool = True, apc_r=None, rf=RF) -> dict:
     used, stored = [], {}
     for k, la in enumerate(LAYERS):
         r = np.linspace(0.2, 0.8, 4) if apc_r is None else apc_r
-        apc = xr.Dataset({"r": ("unit", r[::-1])},               # channels in reverse order
+        apc = xr.Dataset({"r": ("unit", r[::-1]), "mu_a_deg": ("unit", np.zeros(4)),
+                          "mu_c": ("unit", np.zeros(4))},        # channels in reverse order
                          coords={"channel": ("unit", np.arange(4)[::-1])},
                          attrs={"analysis": "apc"})
         _save(run, used, "apc", "trained", la, apc)
