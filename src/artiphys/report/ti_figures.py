@@ -312,10 +312,18 @@ def _cdf_by_layer(found, conds, layers, summary):
         ax.set_title(cond, fontsize=8)
         ax.set_xlabel("TI")
         ax.set_ylabel("cumulative fraction of units")
-        ax.set_xlim(-0.3, 1.02)
+        ax.set_xlim(_low(found[c, la]["ti"] for c in conds for la in layers if (c, la) in found),
+                    1.02)
         ax.set_ylim(0, 1.02)
     _legend(axes[0], fontsize=6, ncol=2, loc="upper left")
     return fig, firsts
+
+
+def _low(arrays) -> float:
+    """The lower axis limit for TI values: -0.3, or below the lowest value."""
+    values = [np.asarray(a, float) for a in arrays]
+    low = min([float(np.nanmin(v)) for v in values if np.isfinite(v).any()] + [0.0])
+    return min(-0.3, low - 0.05)
 
 
 def _n_defined(found, conds, layers) -> int:
@@ -342,7 +350,7 @@ def _cdf_by_condition(found, conds, layers, summary):
         ax.set_title(la, fontsize=8)
         ax.set_xlabel("TI", fontsize=7)
         ax.set_ylabel("cumulative fraction", fontsize=7)
-        ax.set_xlim(-0.3, 1.02)
+        ax.set_xlim(_low(found[c, la]["ti"] for c in conds if (c, la) in found), 1.02)
         ax.set_ylim(0, 1.02)
         ax.tick_params(labelsize=6)
         _legend(ax, fontsize=6, loc="upper left")
@@ -366,16 +374,16 @@ def ti_cdf_figures(run_dir: Path, summary: dict):
     fig, firsts = _cdf_by_layer(found, conds, layers, summary)
     axis = str(next(iter(found.values())).attrs.get("axis", "x"))
     figs = [("Cumulative distributions of TI by layer", (
-        f"TI for shifts of the shapes along {axis}. One curve per layer (darker = deeper), one panel per condition ({', '.join(firsts)}"
-        f"); in the control panels the {conds[0]} curves are repeated in grey. TI over the "
-        "positions where every shape lies inside the unit's RF (Pospisil et al. 2018 Eq. 3); "
-        "units without a defined TI are left out. Compare Pospisil et al. (2018) Fig. 7A, B."
-        + n_note), fig)]
+        f"TI for shifts of the shapes along {axis}. One curve per layer (darker = deeper), one "
+        f"panel per condition ({', '.join(firsts)}); in the control panels the {conds[0]} "
+        "curves are repeated in grey. TI over the positions where every shape lies inside "
+        "the unit's RF (Pospisil et al. 2018 Eq. 3); units without a defined TI are left "
+        "out. Compare Pospisil et al. (2018) Fig. 7A, B." + n_note), fig)]
     if len(conds) > 1:
         fig, _ = _cdf_by_condition(found, conds, layers, summary)
         seeds = [c for c in conds if _group(summary, c) != c]
         seed_note = (f" Thin lines: further seeds ({', '.join(seeds)})." if seeds else "")
-        figs.append(("TI distributions: trained vs controls, per layer", (
+        figs.append((f"TI distributions: {conds[0]} vs controls, per layer", (
             f"{conds[0]} vs untrained (random init), weight-shuffled (each layer's weights "
             "permuted) and shuffle (responses permuted across shapes at each position) "
             f"where the run holds them.{seed_note}" + n_note), fig))
@@ -405,8 +413,8 @@ def ti_xy_figures(run_dir: Path, summary: dict):
         ax.set_title(f"{la}: r = {r:.2f}, n = {x.size}", fontsize=7)
         ax.set_xlabel("TI, horizontal shifts (x)", fontsize=7)
         ax.set_ylabel("TI, vertical shifts (y)", fontsize=7)
-        ax.set_xlim(-0.3, 1.02)
-        ax.set_ylim(-0.3, 1.02)
+        ax.set_xlim(_low([x]), 1.02)
+        ax.set_ylim(_low([y]), 1.02)
         ax.tick_params(labelsize=6)
         notes.append(f"{la} {x.size}")
     return [("TI along x vs along y", (
