@@ -245,6 +245,24 @@ def test_a_run_whose_units_all_lack_a_ti_says_so(tmp_path):
     assert "rf smaller than stimulus" in caption and _by_gid(fig.axes[-1], "empty")
 
 
+def test_a_run_swept_along_y_only_gets_its_figures(tmp_path):
+    from artiphys.store import RunDir
+
+    run = RunDir.open_or_create(tmp_path)
+    run.begin("characterize", "", config_digest="x")
+    used = []
+    sweep = toy_sweep(1, "conv1", axis="y")
+    _save(run, used, "ti_sweep_y", "trained", "conv1", sweep)
+    _save(run, used, "ti_y", "trained", "conv1", ti_from_sweep(sweep))
+    run.end("characterize", steps=used)
+    (_, caption, fig), = ti_profile_figures(tmp_path, SUMMARY)
+    assert "shifted along y" in caption
+    assert _by_gid(_ax_titled(fig, "conv1: average"), "rf_band")    # the y sweep's RF
+    (_, caption, _), = ti_cdf_figures(tmp_path, SUMMARY)
+    assert "along y" in caption and "conv1: trained 2/4" in caption
+    assert ti_xy_figures(tmp_path, SUMMARY) == []
+
+
 @pytest.mark.parametrize("name", ["demo", "sq"])
 def test_reference_run_gets_its_ti_figures(name):
     root = Path("/work/runs") / name

@@ -54,6 +54,12 @@ def _results(run_dir: Path, result: str, condition: str | None = None, drop=(),
     return out
 
 
+def _ti(run_dir: Path, name: str = "ti") -> dict[tuple[str, str], xr.Dataset]:
+    """The stored TI along x (step ``name``), or along y (``name_y``) in a run whose
+    shapes were swept along y only."""
+    return _results(run_dir, name) or _results(run_dir, f"{name}_y")
+
+
 def _ordered(summary: dict, layers) -> list[str]:
     """Layers in the run's order (``summary['layer_order']``), others after."""
     layers = list(dict.fromkeys(layers))
@@ -251,15 +257,16 @@ def _profile_figure(layers, found, sweeps, examples):
 @run_figure
 def ti_profile_figures(run_dir: Path, summary: dict):
     """Fig. 6: example units' position-correlation and RF profiles, and layer averages."""
-    found = _results(run_dir, "ti")
+    found = _ti(run_dir)
     primary = _primary(summary, [c for c, _ in found])
     found = {la: ds for (c, la), ds in found.items() if c == primary
              and {"position_correlation", "rf_profile"} <= set(ds.data_vars)}
     if not found:
         return []
     layers = _ordered(summary, found)
-    sweeps, examples = _sweeps(run_dir, primary), example_units(run_dir)
     axis = str(next(iter(found.values())).attrs.get("axis", "x"))
+    sweeps = _sweeps(run_dir, primary, "" if axis == "x" else f"_{axis}")
+    examples = example_units(run_dir)
     figs = []
     for k in range(0, len(layers), _LAYERS_PER_FIGURE):
         chunk = layers[k:k + _LAYERS_PER_FIGURE]
@@ -283,7 +290,7 @@ def ti_profile_figures(run_dir: Path, summary: dict):
 
 def _all_ti(run_dir: Path, summary: dict):
     """``({(condition, layer): ti Dataset}, [conditions ordered: own, controls, shuffle])``."""
-    found = {**_results(run_dir, "ti"), **_results(run_dir, "ti_shuffle")}
+    found = {**_ti(run_dir), **_ti(run_dir, "ti_shuffle")}
     conds = list(dict.fromkeys(c for c, _ in found))
     primary = _primary(summary, conds)
     named = list(summary.get("conditions") or [])
@@ -492,7 +499,7 @@ def _apc_ti_caption(condition, notes, with_median) -> str:
 @run_figure
 def apc_ti_figures(run_dir: Path, summary: dict):
     """Fig. 8: APC r vs TI per layer with the V4 reference and distance-to-ideal contours."""
-    tis, apcs = _results(run_dir, "ti"), _results(run_dir, "apc")
+    tis, apcs = _ti(run_dir), _results(run_dir, "apc")
     primary = _primary(summary, [c for c, _ in tis])
     pairs = {la: _paired(tis[primary, la], "ti", apcs[primary, la], "r")
              for c, la in tis if c == primary and (c, la) in apcs}
@@ -509,8 +516,9 @@ def apc_ti_figures(run_dir: Path, summary: dict):
         ax.set_title(f"{la} (n = {ti.size})", fontsize=8)
         notes.append(f"{la} {ti.size}")
     notes[-1] += _left_out(pairs, layers)
+    axis = str(next(iter(tis.values())).attrs.get("axis", "x"))
     return [("APC fit r vs translation invariance",
-             _apc_ti_caption(primary, notes, with_median), fig)]
+             _apc_ti_caption(f"{primary}, TI along {axis}", notes, with_median), fig)]
 
 
 # ---- one unit -----------------------------------------------------------------------------
