@@ -34,6 +34,9 @@ V4_SOURCE = ("red x: the hypothetical best V4 unit of Pospisil et al. (2018) Fig
              "Pasupathy & Connor 2001), from separate data sets")
 DISTANCE_LEVELS = (0.25, 0.5, 0.75, 1.0)
 _CONTROL_NAMES = ("untrained", "weight-shuffled", "shuffle")
+_CONTROL_TEXT = {"untrained": "untrained (random init)",
+                 "weight-shuffled": "weight-shuffled (each layer's weights permuted)",
+                 "shuffle": "shuffle (responses permuted across shapes at each position)"}
 _LAYERS_PER_FIGURE = 6
 _RED, _GREEN = "#d62728", "#2ca02c"
 
@@ -390,10 +393,11 @@ def ti_cdf_figures(run_dir: Path, summary: dict):
         fig, _ = _cdf_by_condition(found, conds, layers, summary)
         seeds = [c for c in conds if _group(summary, c) != c]
         seed_note = (f" Thin lines: further seeds ({', '.join(seeds)})." if seeds else "")
+        groups = dict.fromkeys(_group(summary, c) for c in conds[1:])
+        named = [_CONTROL_TEXT.get(g, g) for g in groups]
         figs.append((f"TI distributions: {conds[0]} vs controls, per layer", (
-            f"{conds[0]} vs untrained (random init), weight-shuffled (each layer's weights "
-            "permuted) and shuffle (responses permuted across shapes at each position) "
-            f"where the run holds them.{seed_note}" + n_note), fig))
+            f"One panel per layer: {conds[0]} vs {', '.join(named)}.{seed_note}" + n_note),
+            fig))
     return figs
 
 
