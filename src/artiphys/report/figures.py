@@ -195,7 +195,7 @@ def characterize_figures(run_dir: Path, summary: dict) -> list[tuple[str, str, F
 
     depth = plt.get_cmap("copper_r")
     primary = (summary.get("conditions") or ["trained"])[0]
-    for analysis, var, label in (("apc", "r", "APC fit r"), ("ti", "ti", "TI")):
+    for analysis, var, label in (("apc", "r", "APC fit r"),):
         fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
         drawn = 0
         found = {r.meta.get("layer"): r for r in run_results(run_dir, condition=primary,
@@ -240,3 +240,4 @@ def unit_figures(run_dir: Path, summary: dict, layer: str,
 # Makers defined in other modules register themselves on import.
 from artiphys.report import diverse_figures  # noqa: E402,F401
 from artiphys.report import synthesis_figures  # noqa: E402,F401
+from artiphys.report import ti_figures  # noqa: E402,F401
