@@ -312,8 +312,10 @@ def demo_cmd(config, out, resume, restart, quiet, command):
               help="Report folder [default: RUN/report for one run; required for several].")
 def report_cmd(runs, out):
     """HTML report (PNG + PDF figures) of a run directory, or a comparison of several runs
-    (e.g. diverse runs of different models: indices by receptive-field size)."""
+    of any kind (models, conditions, seeds: per-layer medians; diverse runs: indices by
+    receptive-field size); runs it cannot use are named with the reason."""
     from artiphys.report import build_comparison_report, build_report
+    from artiphys.report.compare import check_runs
 
     if len(runs) == 1:
         index = build_report(runs[0], out)
@@ -321,4 +323,6 @@ def report_cmd(runs, out):
         if out is None:
             raise ArtiphysError("comparing several runs needs --out (the report folder)")
         index = build_comparison_report(runs, out)
+        for run, why in check_runs(runs)[1]:
+            click.echo(f"not used: {run}: {why}")
     click.echo(f"report: {Path(index).resolve()}")
