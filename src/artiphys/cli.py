@@ -78,8 +78,13 @@ def _progress(quiet: bool):
     return Progress(quiet=quiet)
 
 
-def _done(run, extra: str = "") -> None:
-    click.echo(f"results: {Path(run.path).resolve()}{extra}")
+def _done(run, *, report: bool = False) -> None:
+    """Say where the results are; with ``report``, build the run's report first."""
+    click.echo(f"results: {Path(run.path).resolve()}")
+    if report:
+        from artiphys.report import build_report
+
+        click.echo(f"report:  {Path(build_report(run.path)).resolve()}")
 
 
 def echo_json(obj) -> None:
@@ -225,7 +230,7 @@ def characterize_cmd(config, out, resume, restart, quiet, command):
     run_dir = run(config, out, resume=resume, restart=restart, progress=_progress(quiet),
                   command=command)
     echo_json(json.loads(run_dir.file("summary.json").read_text())["layers"])
-    _done(run_dir)
+    _done(run_dir, report=True)
 
 
 @experiment_command(main, "apc", ApcConfig, arg=("source_run",), metavar="RUN")
@@ -255,7 +260,7 @@ def visualize_cmd(config, out, resume, restart, quiet, command):
 
     run_dir = run_visualize(config, out, resume=resume, restart=restart,
                             progress=_progress(quiet), command=command)
-    _done(run_dir, f"  (report: artiphys report {run_dir.path})")
+    _done(run_dir, report=True)
 
 
 @experiment_command(main, "top-patches", TopPatchesConfig)
@@ -266,7 +271,7 @@ def top_patches_cmd(config, out, resume, restart, quiet, command):
 
     run_dir = run_top_patches(config, out, resume=resume, restart=restart,
                               progress=_progress(quiet), command=command)
-    _done(run_dir, f"  (report: artiphys report {run_dir.path})")
+    _done(run_dir, report=True)
 
 
 @experiment_command(main, "diverse", DiverseConfig)
@@ -278,7 +283,7 @@ def diverse_cmd(config, out, resume, restart, quiet, command):
 
     run_dir = run_diverse(config, out, resume=resume, restart=restart,
                           progress=_progress(quiet), command=command)
-    _done(run_dir, f"  (report: artiphys report {run_dir.path})")
+    _done(run_dir, report=True)
 
 
 @experiment_command(main, "demo", DemoConfig, arg=None, out_default="runs/demo")
@@ -307,8 +312,10 @@ def demo_cmd(config, out, resume, restart, quiet, command):
               help="Report folder [default: RUN/report for one run; required for several].")
 def report_cmd(runs, out):
     """HTML report (PNG + PDF figures) of a run directory, or a comparison of several runs
-    (e.g. diverse runs of different models: indices by receptive-field size)."""
+    of any kind (models, conditions, seeds: per-layer medians; diverse runs: indices by
+    receptive-field size); runs it cannot use are named with the reason."""
     from artiphys.report import build_comparison_report, build_report
+    from artiphys.report.compare import check_runs
 
     if len(runs) == 1:
         index = build_report(runs[0], out)
@@ -316,4 +323,6 @@ def report_cmd(runs, out):
         if out is None:
             raise ArtiphysError("comparing several runs needs --out (the report folder)")
         index = build_comparison_report(runs, out)
+        for run, why in check_runs(runs)[1]:
+            click.echo(f"not used: {run}: {why}")
     click.echo(f"report: {Path(index).resolve()}")

@@ -472,10 +472,12 @@ def test_cli_diverse_controls_resume_and_reports(tmp_path):
         assert bad.exit_code == 2 and message in bad.output, bad.output
     none = CliRunner().invoke(main, ["report", str(tmp_path / "cmp"), str(tmp_path / "cmp"),
                                      "--out", str(tmp_path / "c2")])
-    assert none.exit_code == 2 and "none of these runs holds diverse results" in none.output
+    assert none.exit_code == 2 and "none of these runs can be compared" in none.output
+    assert "not an artiphys run" in none.output
     gone = CliRunner().invoke(main, ["report", str(out), str(tmp_path / "nope"), "--out",
                                      str(tmp_path / "c3")])
-    assert gone.exit_code == 2 and "does not exist" in gone.output
+    assert gone.exit_code == 0 and f"not used: {tmp_path / 'nope'}: no such folder" in gone.output
+    assert "no such folder" in (tmp_path / "c3" / "index.html").read_text()
     several = CliRunner().invoke(main, ["report", str(out), str(out)])
     assert several.exit_code == 2 and "needs --out" in several.output
 

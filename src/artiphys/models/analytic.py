@@ -73,6 +73,7 @@ from artiphys.models.analytic_kernels import (  # noqa: F401 - also importable f
     sinusoid,
     spot,
 )
+from artiphys.models.fft_conv import FFTConv2d
 from artiphys.models.spec import Preprocessing
 
 LUMA_RGB = (0.299, 0.587, 0.114)
@@ -90,8 +91,9 @@ stimulus library centres patterns on."""
 def luminance_conv() -> nn.Conv2d:
     """Fixed 1x1 convolution ``RGB -> 0.299 R + 0.587 G + 0.114 B`` (one channel).
 
-    Every layer here is a plain ``torch.nn`` module (no subclasses), so torch.fx treats
-    each as a leaf and receptive-field geometry can be read from the graph.
+    Every layer here is a plain ``torch.nn`` module (the large kernels an ``nn.Conv2d``
+    subclass that torch.fx keeps a leaf), so receptive-field geometry can be read from the
+    graph.
     """
     conv = nn.Conv2d(3, 1, 1, bias=False)
     with torch.no_grad():
@@ -108,13 +110,14 @@ class Square(nn.Module):
 
 def _fixed_conv(kernels: Sequence[torch.Tensor]) -> nn.Conv2d:
     """A fixed ``Conv2d(1, C, k, padding=k // 2, bias=False)`` holding the given kernels;
-    kernels of different sizes are zero-padded (centred) to the largest."""
+    kernels of different sizes are zero-padded (centred) to the largest. Large kernels are
+    applied through the FFT (:class:`~artiphys.models.fft_conv.FFTConv2d`)."""
     size = max(int(k.shape[-1]) for k in kernels)
     stacked = torch.zeros(len(kernels), size, size, dtype=torch.float64)
     for i, k in enumerate(kernels):
         off = (size - k.shape[-1]) // 2
         stacked[i, off:off + k.shape[-1], off:off + k.shape[-1]] = k
-    conv = nn.Conv2d(1, len(kernels), size, padding=size // 2, bias=False)
+    conv = FFTConv2d(1, len(kernels), size, padding=size // 2, bias=False)
     with torch.no_grad():
         conv.weight.copy_(stacked[:, None].to(conv.weight.dtype))
     return conv
@@ -274,7 +277,8 @@ class HubelWieselComplexCells(_GaborFamily):
     ``phase_jitter_deg`` adds ``phase_jitter_deg * N(0, 1)`` to each ``phi_i`` (drawn from a
     generator seeded with ``seed``), which makes the invariance only approximate, as in
     Cadena et al. (2018, Fig. 1C). Submodules: ``luminance``, ``quadrature`` (standalone
-    only), ``subunits`` (fixed 1x1 conv giving each subunit's Gabor response), ``relu``,
+    only), ``subunits`` (fixed 1x1 grouped conv giving each subunit's Gabor response from its
+    pair), ``relu``,
     ``pool`` (fixed 1x1 grouped conv holding ``w``).
     """
 
@@ -297,15 +301,15 @@ class HubelWieselComplexCells(_GaborFamily):
             dw = weight_jitter * torch.randn(n_phases, generator=gen, dtype=torch.float64)
             for j in range(n_phases):
                 ph = math.radians(360.0 * j / n_phases + float(dphi[j]))
-                w = torch.zeros(2 * len(pairs), dtype=torch.float64)
-                w[2 * i], w[2 * i + 1] = math.cos(ph), math.sin(ph)
-                mix.append(w)
+                mix.append(torch.tensor([math.cos(ph), math.sin(ph)], dtype=torch.float64))
                 pool.append(math.pi / n_phases * max(0.0, 1.0 + float(dw[j])))
                 sub_rows.append(dict(cell_type="hw_subunit", orientation_deg=pair.orientation_deg,
                                      phase_deg=math.degrees(ph) % 360.0,
                                      sf_cycles_per_px=pair.sf_cycles_per_px,
                                      sigma_px=pair.sigma_px, pool_weight=pool[-1]))
-        self.subunits = _pointwise(torch.stack(mix))
+        # Subunit i * n_phases + j mixes only pair i's two quadrature channels: one group
+        # per pair (16x fewer multiply-adds than a dense 1x1 convolution for the bank).
+        self.subunits = _pointwise(torch.stack(mix), groups=len(pairs))
         self.relu = nn.ReLU()
         self.pool = _pointwise(torch.tensor(pool).view(len(pairs), n_phases), groups=len(pairs))
         self.channels = pairs.assign(cell_type="complex_hw", n_phases=n_phases,

@@ -21,6 +21,11 @@ class _RecordingTracer(fx.Tracer):
         super().__init__()
         self.calls: list[tuple[str, fx.Node]] = []
 
+    def is_leaf_module(self, m, qualname) -> bool:
+        from artiphys.models.fft_conv import FFTConv2d
+
+        return isinstance(m, FFTConv2d) or super().is_leaf_module(m, qualname)
+
     def call_module(self, m, forward, args, kwargs):
         out = super().call_module(m, forward, args, kwargs)
         if isinstance(out, fx.Proxy):

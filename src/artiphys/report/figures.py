@@ -40,7 +40,8 @@ def has_figures(analysis: str) -> bool:
 
 def figures_for(ds: xr.Dataset) -> list[tuple[str, str, Figure]]:
     """All figures for one stored result (``[]`` when no maker knows it)."""
-    maker = _MAKERS.get(ds.attrs.get("analysis", ""))
+    # Results stored before their maker knew them may lack ``analysis``: their step names them.
+    maker = _MAKERS.get(ds.attrs.get("analysis") or ds.attrs.get("artiphys_step", ""))
     return maker(ds) if maker else []
 
 
@@ -189,30 +190,7 @@ def characterize_figures(run_dir: Path, summary: dict) -> list[tuple[str, str, F
              "(untrained: random init; weight-shuffled: each layer's weights permuted; "
              "shuffle: responses permuted across stimuli). Compare Pospisil et al. (2018) "
              "Figs. 5 and 7.", fig)]
-
-    from artiphys.report.results import run_results
-
-    depth = plt.get_cmap("copper_r")
-    primary = (summary.get("conditions") or ["trained"])[0]
-    for analysis, var, label in (("ti", "ti", "TI"),):  # APC r: pospisil_figures (Fig. 5G/H)
-        fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
-        drawn = 0
-        found = {r.meta.get("layer"): r for r in run_results(run_dir, condition=primary,
-                                                             result=analysis)}
-        for i, la in enumerate(names):
-            if la in found:
-                ds = found[la].load()
-                _ecdf(ax, ds[var].values, color=depth(i / max(1, len(names) - 1)), label=la)
-                drawn += 1
-        if not drawn:
-            plt.close(fig)
-            continue
-        ax.set_xlabel(label)
-        ax.set_ylabel("cumulative fraction of units")
-        ax.legend(fontsize=6, ncol=2)
-        figs.append((f"Cumulative distributions of {label} by layer",
-                     f"Trained network, one curve per layer (darker = deeper); compare Pospisil "
-                     f"et al. (2018) Fig. {5 if analysis == 'apc' else 7}.", fig))
+    # the cumulative distributions of APC r: pospisil_figures (Fig. 5G/H); of TI: ti_figures
     return figs
 
 
@@ -239,3 +217,5 @@ def unit_figures(run_dir: Path, summary: dict, layer: str,
 # Makers defined in other modules register themselves on import.
 from artiphys.report import diverse_figures  # noqa: E402,F401
 from artiphys.report import pospisil_figures  # noqa: E402,F401
+from artiphys.report import synthesis_figures  # noqa: E402,F401
+from artiphys.report import ti_figures  # noqa: E402,F401

@@ -103,7 +103,7 @@ def probe_responses(model: ModelSpec | torch.nn.Module, layer, images: torch.Ten
     xarray.Dataset
         ``max`` and ``mean`` with dims ``("unit", "probe")``; coords ``unit`` (channel, or
         image index when ``units`` is None), ``family``/``value`` on ``probe``; attrs with
-        the layer and settings.
+        ``analysis="probes"`` (the report's figure kind), the layer and settings.
     """
     spec = as_spec(model)
     ref = resolve_layer(spec, layer)
@@ -138,7 +138,8 @@ def probe_responses(model: ModelSpec | torch.nn.Module, layer, images: torch.Ten
          "mean": (("unit", "probe"), mn.astype(np.float32))},
         coords={"unit": unit_coord, "probe": np.arange(len(families)),
                 "family": ("probe", families), "value": ("probe", values)},
-        attrs={"layer": ref.label, "scope": "layer" if units is None else "channel",
+        attrs={"analysis": "probes", "layer": ref.label,
+               "scope": "layer" if units is None else "channel",
                "zooms": list(map(float, zooms)), "rotations_deg": list(map(float, rotations_deg)),
                "noise_seed": seed})
 
