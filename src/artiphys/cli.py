@@ -260,7 +260,8 @@ def visualize_cmd(config, out, resume, restart, quiet, command):
 
     run_dir = run_visualize(config, out, resume=resume, restart=restart,
                             progress=_progress(quiet), command=command)
-    _done(run_dir, report=True)
+    _done(run_dir)
+    click.echo(f"report:  artiphys report {run_dir.path}")
 
 
 @experiment_command(main, "top-patches", TopPatchesConfig)
@@ -271,7 +272,8 @@ def top_patches_cmd(config, out, resume, restart, quiet, command):
 
     run_dir = run_top_patches(config, out, resume=resume, restart=restart,
                               progress=_progress(quiet), command=command)
-    _done(run_dir, report=True)
+    _done(run_dir)
+    click.echo(f"report:  artiphys report {run_dir.path}")
 
 
 @experiment_command(main, "diverse", DiverseConfig)
@@ -283,7 +285,8 @@ def diverse_cmd(config, out, resume, restart, quiet, command):
 
     run_dir = run_diverse(config, out, resume=resume, restart=restart,
                           progress=_progress(quiet), command=command)
-    _done(run_dir, report=True)
+    _done(run_dir)
+    click.echo(f"report:  artiphys report {run_dir.path}")
 
 
 @experiment_command(main, "demo", DemoConfig, arg=None, out_default="runs/demo")
