@@ -69,11 +69,11 @@ def dossier_units(run_dir: Path, summary: dict) -> dict[str, dict[int, list[str]
     return {la: dict(sorted(found[la].items())) for la in _layer_order(summary, found)}
 
 
-def _primary(summary: dict) -> str:
+def primary_condition(summary: dict) -> str:
     return (summary.get("conditions") or ["trained"])[0]
 
 
-def _stored(run_dir: Path, condition: str, layer: str, result: str):
+def stored_result(run_dir: Path, condition: str, layer: str, result: str):
     """The stored dataset of ``result`` for ``condition`` and ``layer`` (None if absent)."""
     from artiphys.report.results import run_results
 
@@ -83,7 +83,7 @@ def _stored(run_dir: Path, condition: str, layer: str, result: str):
     return pick[-1].load() if pick else None
 
 
-def _unit_value(ds, var: str, channel: int):
+def unit_value(ds, var: str, channel: int):
     """``(value, values of the layer)`` of unit ``channel`` in ``ds[var]`` (by the
     ``channel`` coordinate, else the unit's position); value NaN when it is missing."""
     values = np.asarray(ds[var].values, float)
@@ -114,10 +114,10 @@ def layer_standing(run_dir: Path, summary: dict, layer: str, channels) -> tuple[
     their n), the layer median of the run's model (``summary.json``; else computed from
     the stored result) and each control's layer median.
     """
-    primary = _primary(summary)
+    primary = primary_condition(summary)
     medians = (summary.get("layers") or {}).get(layer) or {}
     controls = [c for c in medians if c != primary]
-    stored = {m[0]: _stored(run_dir, primary, layer, m[0]) for m in MEASURES}
+    stored = {m[0]: stored_result(run_dir, primary, layer, m[0]) for m in MEASURES}
     position_ds = next((ds for ds in stored.values() if ds is not None), None)
     out = {}
     for channel in channels:
@@ -126,7 +126,7 @@ def layer_standing(run_dir: Path, summary: dict, layer: str, channels) -> tuple[
             ds = stored[result]
             if ds is None or var not in ds:
                 continue
-            value, values = _unit_value(ds, var, channel)
+            value, values = unit_value(ds, var, channel)
             finite = values[np.isfinite(values)]
             pct = (100.0 * np.mean(finite < value) if finite.size and np.isfinite(value)
                    else np.nan)
@@ -198,5 +198,5 @@ def units_section(units: dict[str, dict[int, list[str]]], summary: dict) -> str:
     return "\n".join(parts)
 
 
-__all__ = ["dossier_href", "dossier_units", "layer_standing", "unit_stem", "units_section",
-           "write_dossiers"]
+__all__ = ["MEASURES", "dossier_href", "dossier_units", "layer_standing", "primary_condition",
+           "stored_result", "unit_stem", "unit_value", "units_section", "write_dossiers"]

@@ -14,6 +14,7 @@ import xarray as xr
 
 from artiphys.errors import RunStoreError
 from artiphys.report.figures import figures_for, has_figures, run_figures, run_tables
+from artiphys.report import unit_basics  # noqa: F401  (registers its unit figure)
 from artiphys.report.page import Page as _Page
 
 

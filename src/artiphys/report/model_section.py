@@ -27,7 +27,8 @@ GRATING_ORIENTATION_DEG = 0.0
 
 def run_config(run_dir: Path) -> dict:
     """The stored config of the run's battery as a plain dict (``configs/characterize.toml``,
-    else the config of the experiment run last, ``config.toml``; ``{}`` when none)."""
+    else the config of the experiment run last, ``config.toml``, else any other; the first
+    that is readable and not empty; ``{}`` when none)."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
@@ -37,9 +38,11 @@ def run_config(run_dir: Path) -> dict:
                  *sorted((run_dir / "configs").glob("*.toml"))):
         if path.is_file():
             try:
-                return tomllib.loads(path.read_text(encoding="utf-8"))
+                found = tomllib.loads(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
                 continue
+            if found:
+                return found
     return {}
 
 

@@ -1,5 +1,8 @@
-"""Report pages: numbered figures (PNG + PDF, SVG for vector-only figures) and tables,
-filled into the Jinja2 templates of ``report/templates/`` (one per page kind)."""
+"""Report pages: numbered figures (PNG + PDF) and tables, filled into the Jinja2 templates
+of ``report/templates/`` (one per page kind).
+
+No SVG: each format draws the figure again, and a third draw made the report a third
+slower for a format the PDF already covers (vector, zoomable)."""
 
 from __future__ import annotations
 
@@ -32,14 +35,9 @@ def _channel(value) -> int | None:
     return int(f) if f == int(f) else None
 
 
-def _has_images(fig) -> bool:
-    return any(ax.images for ax in fig.axes)
-
-
 def save_figure(fig, stem: Path) -> list[str]:
-    """Write ``fig`` as ``<stem>.png`` and ``.pdf`` (and ``.svg`` when it holds no raster
-    image, where an SVG stays small); close it; return the suffixes written."""
-    suffixes = [".png", ".pdf"] + ([] if _has_images(fig) else [".svg"])
+    """Write ``fig`` as ``<stem>.png`` and ``<stem>.pdf``; close it; return the suffixes."""
+    suffixes = [".png", ".pdf"]
     for suffix in suffixes:
         tmp = stem.with_name(stem.name + ".tmp" + suffix)
         fig.savefig(tmp, dpi=130 if suffix == ".png" else None)
