@@ -176,15 +176,22 @@ def test_table_cells_of_units_with_a_dossier_link_to_it(tmp_path):
 
 
 def test_model_section_of_an_analytic_model(tmp_path):
-    make_run(tmp_path / "run")
-    page = build_report(tmp_path / "run", tmp_path / "rep").read_text()
-    assert page.index("<h2 id='model'>Model</h2>") < page.index("<h2 id='units'>")
+    from artiphys.report.model_section import model_section, run_config
+    from artiphys.report.stimuli_section import stimuli_section
+
+    known = make_run(tmp_path / "run")
+    (tmp_path / "rep").mkdir()
+    page = Page(tmp_path / "rep")
+    model_section(tmp_path / "run", known["summary"], page, {})
+    text = "\n".join(page.parts)
+    assert "<h2 id='model'>Model</h2>" in text and "neuromatch_conv" in text
     rows = pd.read_csv(tmp_path / "rep" / "model_layers.csv")
     conv = rows.set_index("layer").loc["conv"]
     assert (conv["units"], str(conv["RF (px)"]), conv["map (px)"]) == (6, "7", "33x33")
     assert conv["analysed"] == "yes"
-    assert "First-layer kernels (conv)" in page and "Activation maps to a grating" in page
-    assert "<h2 id='stimuli'>Stimuli</h2>" in page
+    assert "First-layer kernels (conv)" in text and "Activation maps to a grating" in text
+    stimuli = stimuli_section(tmp_path / "rep", known["summary"], run_config(tmp_path / "run"))
+    assert "<h2 id='stimuli'>Stimuli</h2>" in stimuli and "alt='All 362 shapes" in stimuli
     assert (tmp_path / "rep" / "stimuli_shapes_12.png").is_file()
     assert (tmp_path / "rep" / "stimuli_shapes_dim_12.pdf").is_file()
 
@@ -220,7 +227,10 @@ def test_model_that_cannot_load_is_said_and_the_report_still_written(tmp_path):
     make_run(tmp_path / "run", model="nope_net")
     page = build_report(tmp_path / "run", tmp_path / "rep").read_text()
     assert "The model could not be loaded" in page and "nope_net" in page
-    assert "<h2 id='units'>Units</h2>" in page
+    # the model and the stimuli open the page, before the units and the results
+    order = [page.index(f"<h2 id='{i}'>") for i in ("model", "stimuli", "units", "summary")]
+    assert order == sorted(order)
+    assert "<nav><a href='#model'>Model</a>" in page
 
 
 def test_missing_natural_image_folder_is_said(tmp_path):

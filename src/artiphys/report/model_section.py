@@ -239,7 +239,12 @@ def model_section(run_dir: Path, summary: dict, page, examples: dict) -> None:
                        "(compare Pospisil et al. 2018 Fig. 2); 'analysed': in this run",
                        table)
     page.add(kernel_figure(spec))
-    page.add(grating_maps(spec, summary, examples))
+    try:
+        maps = grating_maps(spec, summary, examples)
+    except (ArtiphysError, RuntimeError) as exc:   # e.g. a layer the model no longer has
+        page.parts.append(f"<p>No activation maps: {html.escape(str(exc))}.</p>")
+    else:
+        page.add(maps)
 
 
 __all__ = ["first_conv", "grating_maps", "kernel_figure", "layer_rows", "load_run_model",

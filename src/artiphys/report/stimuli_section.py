@@ -108,7 +108,11 @@ def stimuli_section(out_dir: Path, summary: dict, config: dict) -> str:
     if canvas is None:
         return ""
     parts = ["<h2 id='stimuli'>Stimuli</h2>"]
-    sets = stimulus_sets(summary, config, canvas)
+    try:
+        sets = stimulus_sets(summary, config, canvas)
+    except ArtiphysError as exc:   # e.g. shapes that do not fit the canvas
+        return (f"<h2 id='stimuli'>Stimuli</h2><p>The run's shapes cannot be drawn again "
+                f"here: {html.escape(str(exc))}.</p>")
     natural, why = _natural(config, summary, canvas)
     if natural is not None:
         sets.append(("stimuli_natural", f"The first {ROW} of the {{n}} natural images drawn "
