@@ -168,7 +168,7 @@ def _shown_channels(n: int, examples: list[int], most: int = 6) -> list[int]:
 def grating_maps(spec, summary: dict, examples: dict) -> list[tuple[str, str, Figure]]:
     """Activation maps of the run's spatial layers to one full-field grating (analytic
     models only: their units have known tuning to compare with)."""
-    from artiphys.recording.record import record
+    from artiphys.recording.record import record, resolve_layers
     from artiphys.stimuli.gratings import gratings
 
     if spec.condition != "analytic":
@@ -178,10 +178,13 @@ def grating_maps(spec, summary: dict, examples: dict) -> list[tuple[str, str, Fi
                     sf_cycles_per_px=GRATING_SF_CYCLES_PER_PX, size_px=size)
     paths = summary.get("layer_paths") or {}
     labels = [la for la in (summary.get("layer_order") or paths) if la in paths]
+    if not labels:
+        return []
+    refs = resolve_layers(spec, [paths[la] for la in labels])
+    recorded = record(spec, stim, refs, units="all", device="cpu")   # one forward pass
     maps = []
-    for label in labels:
-        da = record(spec, stim, [paths[label]], units="all", device="cpu")
-        da = next(iter(da.values()))
+    for label, ref in zip(labels, refs):
+        da = recorded[ref.label]
         if not {"y", "x", "channel"} <= set(da.coords):
             continue
         n = int(np.asarray(da["channel"].values).max()) + 1
@@ -213,8 +216,9 @@ def grating_maps(spec, summary: dict, examples: dict) -> list[tuple[str, str, Fi
                f"ones) to a full-field sine grating of {GRATING_ORIENTATION_DEG:g} deg "
                f"(vertical stripes), {GRATING_SF_CYCLES_PER_PX:g} cycles/px, phase 0, full "
                f"contrast, at the model's {size} px input; one symmetric colour scale per "
-               "row. Simple cells' maps follow the stripes, complex cells' are flat "
-               "away from the image border.")
+               "row. Units tuned to the grating's orientation and SF respond in stripes "
+               "that follow it; phase-invariant (complex) units respond evenly away from "
+               "the image border.")
     return [("Activation maps to a grating", caption, fig)]
 
 
