@@ -108,9 +108,11 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     parts += _status_notes(manifest, summary)
     page = _Page(out_dir, parts, links=links)
     config = run_config(run_dir)
+    spec = None
     if model and config.get("model"):
-        model_section(run_dir, summary, page, example_units(run_dir))
-    parts.append(stimuli_section(out_dir, summary, config))
+        spec = model_section(run_dir, summary, page, example_units(run_dir))
+    parts.append(stimuli_section(out_dir, summary, config, spec and
+                                 spec.preprocessing.input_size_px))
 
     overview = run_figures(run_dir, summary)
     tables = run_tables([run_dir])

@@ -222,14 +222,18 @@ def grating_maps(spec, summary: dict, examples: dict) -> list[tuple[str, str, Fi
     return [("Activation maps to a grating", caption, fig)]
 
 
-def model_section(run_dir: Path, summary: dict, page, examples: dict) -> None:
-    """Append the 'Model' section to ``page`` (a :class:`~artiphys.report.page.Page`)."""
+def model_section(run_dir: Path, summary: dict, page, examples: dict):
+    """Append the 'Model' section to ``page`` (a :class:`~artiphys.report.page.Page`);
+    return the loaded model (None when it could not be loaded)."""
     page.parts.append("<h2 id='model'>Model</h2>")
     spec, why = load_run_model(run_dir)
+    if not summary.get("layer_paths"):   # an unfinished run: the layers its config names
+        layers = [str(la) for la in run_config(run_dir).get("layers") or []]
+        summary = {**summary, "layer_order": layers, "layer_paths": {la: la for la in layers}}
     if spec is None:
         page.parts.append(f"<p>The model could not be loaded, so this section is empty: "
                           f"{html.escape(why)}.</p>")
-        return
+        return None
     page.parts.append(
         f"<p><b>{html.escape(spec.name)}</b> ({html.escape(spec.condition)}), input "
         f"{spec.preprocessing.input_size_px} px; loaded from the run's stored config.</p>")
@@ -249,6 +253,7 @@ def model_section(run_dir: Path, summary: dict, page, examples: dict) -> None:
         page.parts.append(f"<p>No activation maps: {html.escape(str(exc))}.</p>")
     else:
         page.add(maps)
+    return spec
 
 
 __all__ = ["first_conv", "grating_maps", "kernel_figure", "layer_rows", "load_run_model",

@@ -31,8 +31,10 @@ def _sizes(summary: dict, config: dict) -> list[float]:
     return sorted(found)
 
 
-def _canvas(summary: dict) -> int | None:
-    size = (summary.get("model") or {}).get("input_size_px")
+def _canvas(summary: dict, config: dict) -> int | None:
+    """The model's input side: from summary.json, else the run's model config."""
+    size = ((summary.get("model") or {}).get("input_size_px")
+            or (config.get("model") or {}).get("input_size_px"))
     return int(size) if size else None
 
 
@@ -97,14 +99,16 @@ def _names(stim) -> list[str]:
     return [Path(str(v)).stem[:10] for v in stim.params[col]]
 
 
-def stimuli_section(out_dir: Path, summary: dict, config: dict) -> str:
+def stimuli_section(out_dir: Path, summary: dict, config: dict,
+                    canvas_px: int | None = None) -> str:
     """The section's HTML (sheets written into ``out_dir``); '' when the run shows no
-    stimulus set the report knows."""
+    stimulus set the report knows. ``canvas_px``: the model's input side when neither
+    summary.json nor the config says it (the loaded model's)."""
     import warnings
 
     from artiphys.stimuli.sheet import contact_sheet
 
-    canvas = _canvas(summary)
+    canvas = _canvas(summary, config) or canvas_px
     if canvas is None:
         return ""
     parts = ["<h2 id='stimuli'>Stimuli</h2>"]
