@@ -255,3 +255,13 @@ def test_reference_demo_run_units():
     standing, _ = layer_standing(run, summary, layer, list(channels))
     table = next(iter(standing.values()))[0]
     assert "APC fit r" in set(table["measure"])
+
+
+def test_stimuli_of_an_unfinished_run_come_from_its_config(tmp_path):
+    from artiphys.report.stimuli_section import stimuli_section
+
+    config = {"model": {"name": "v1bank"}, "shape_size": "10", "tests": ["apc"]}
+    assert stimuli_section(tmp_path, {}, config) == ""                  # no input size known
+    out = stimuli_section(tmp_path, {}, config, canvas_px=33)           # the loaded model's
+    assert "at 10 px (big-circle diameter) on its 33 px canvas" in out
+    assert stimuli_section(tmp_path, {}, {**config, "shape_size": "rf:0.5"}, 33) == ""
