@@ -265,3 +265,19 @@ def test_stimuli_of_an_unfinished_run_come_from_its_config(tmp_path):
     out = stimuli_section(tmp_path, {}, config, canvas_px=33)           # the loaded model's
     assert "at 10 px (big-circle diameter) on its 33 px canvas" in out
     assert stimuli_section(tmp_path, {}, {**config, "shape_size": "rf:0.5"}, 33) == ""
+
+
+def test_dossiers_are_capped_chosen_units_first(tmp_path):
+    from artiphys.report.dossier import capped, units_section
+
+    units = {"conv": {0: ["visualised: maximal image"], 1: ["highest APC r"],
+                      2: ["visualised: maximal image"]},
+             "relu": {5: ["highest TI", "visualised: maximal image"]}}
+    kept, left = capped(units, 3)
+    assert kept == {"conv": {0: ["visualised: maximal image"], 1: ["highest APC r"]},
+                    "relu": {5: ["highest TI", "visualised: maximal image"]}}
+    assert left == {"conv": {2: ["visualised: maximal image"]}}
+    text = units_section(kept, {}, left)
+    assert "1 more visualised unit(s) have no page" in text and "conv: 2" in text
+    assert "units/conv_2.html" not in text and "units/conv_0.html" in text
+    assert capped(units, 0)[0] == {}

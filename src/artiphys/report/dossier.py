@@ -69,6 +69,23 @@ def dossier_units(run_dir: Path, summary: dict) -> dict[str, dict[int, list[str]
     return {la: dict(sorted(found[la].items())) for la in _layer_order(summary, found)}
 
 
+def capped(units: dict[str, dict[int, list[str]]], most: int):
+    """``(kept, left out)``: at most ``most`` units, the battery's chosen units first (in
+    layer order), then the units that are only visualised (a ``synthesis = "all"`` run
+    visualises every unit); both in ``dossier_units``' form."""
+    def chosen(reasons):
+        return any(not r.startswith("visualised") for r in reasons)
+
+    order = [(la, c) for pick in (True, False) for la, chans in units.items()
+             for c, why in chans.items() if chosen(why) == pick]
+    keep = set(order[:max(0, int(most))])
+    kept, left = {}, {}
+    for la, chans in units.items():
+        for c, why in chans.items():
+            (kept if (la, c) in keep else left).setdefault(la, {})[c] = why
+    return kept, left
+
+
 def primary_condition(summary: dict) -> str:
     return (summary.get("conditions") or ["trained"])[0]
 
@@ -179,9 +196,11 @@ def write_dossiers(run_dir: Path, out_dir: Path, summary: dict,
     return written
 
 
-def units_section(units: dict[str, dict[int, list[str]]], summary: dict) -> str:
-    """The index's 'Units' section: every dossier, grouped by layer."""
-    if not units:
+def units_section(units: dict[str, dict[int, list[str]]], summary: dict,
+                  left_out: dict | None = None) -> str:
+    """The index's 'Units' section: every dossier, grouped by layer, and the units left
+    without one (``left_out``, over the cap of :func:`capped`)."""
+    if not units and not left_out:
         return ""
     paths = summary.get("layer_paths") or {}
     parts = ["<h2 id='units'>Units</h2><p>One page per example unit (the battery's choices "
@@ -195,8 +214,14 @@ def units_section(units: dict[str, dict[int, list[str]]], summary: dict) -> str:
             f"{html.escape(layer)}:{c}</a>: {html.escape('; '.join(why))}</li>"
             for c, why in channels.items())
         parts.append(f"<h3>{html.escape(layer)}{where}</h3><ul class='units'>{items}</ul>")
+    if left_out:
+        n = sum(len(c) for c in left_out.values())
+        parts.append(f"<p>{n} more visualised unit(s) have no page (over the report's "
+                     "max_dossiers): " + "; ".join(
+                         f"{html.escape(la)}: {', '.join(map(str, chans))}"
+                         for la, chans in left_out.items()) + ".</p>")
     return "\n".join(parts)
 
 
-__all__ = ["MEASURES", "dossier_href", "dossier_units", "layer_standing", "primary_condition",
+__all__ = ["MEASURES", "capped", "dossier_href", "dossier_units", "layer_standing", "primary_condition",
            "stored_result", "unit_stem", "unit_value", "units_section", "write_dossiers"]

@@ -77,17 +77,19 @@ def _status_notes(manifest: dict, summary: dict) -> list[str]:
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
-                 max_per_kind: int = 200, model: bool = True) -> Path:
+                 max_per_kind: int = 200, max_dossiers: int = 100,
+                 model: bool = True) -> Path:
     """Write ``report/index.html`` (+ one PNG and PDF per figure) for ``run_dir``.
 
     The page opens with the model (its sublayer table, first-layer kernels and, for the
     analytic models, activation maps to a grating; ``model=False`` leaves it out) and the
     stimuli, then the run-level overview, the units with a dossier page
-    (``units/<layer>_<channel>.html``), each stored result's own figures (at most
+    (``units/<layer>_<channel>.html``; at most ``max_dossiers``, the battery's chosen
+    units first, the rest listed), each stored result's own figures (at most
     ``max_per_kind`` results of each analysis kind; the rest are listed), the provenance
     and the summary. Returns the path of ``index.html``.
     """
-    from artiphys.report.dossier import (dossier_href, dossier_units, units_section,
+    from artiphys.report.dossier import (capped, dossier_href, dossier_units, units_section,
                                          write_dossiers)
     from artiphys.report.model_section import model_section, run_config
     from artiphys.report.results import example_units
@@ -102,7 +104,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    units = dossier_units(run_dir, summary)
+    units, left_out = capped(dossier_units(run_dir, summary), max_dossiers)
     links = {(la, c): dossier_href(la, c) for la, chans in units.items() for c in chans}
     parts = [f"<h1>artiphys report: {html.escape(run_dir.name)}</h1>"]
     parts += _status_notes(manifest, summary)
@@ -121,7 +123,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
         for table in tables:
             page.add_table(*table)
         page.add(overview)
-    parts.append(units_section(units, summary))
+    parts.append(units_section(units, summary, left_out))
     _result_sections(run_dir, summary, page, max_per_kind)
     if manifest:
         parts.append("<h2 id='provenance'>Provenance</h2><pre>" + html.escape(json.dumps(
