@@ -10,11 +10,12 @@ import html
 import json
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import xarray as xr
 
 from artiphys.errors import RunStoreError
 from artiphys.report.figures import figures_for, has_figures, run_figures, run_tables
+from artiphys.report import unit_basics  # noqa: F401  (registers its unit figure)
+from artiphys.report.page import Page as _Page
 
 
 def _results(run_dir: Path) -> list[tuple[Path, str, dict]]:
@@ -76,13 +77,24 @@ def _status_notes(manifest: dict, summary: dict) -> list[str]:
 
 
 def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
-                 max_per_kind: int = 200) -> Path:
+                 max_per_kind: int = 200, max_dossiers: int = 100,
+                 model: bool = True) -> Path:
     """Write ``report/index.html`` (+ one PNG and PDF per figure) for ``run_dir``.
 
-    Run-level overview figures come first, then each stored result's own figures (at most
-    ``max_per_kind`` results of each analysis kind; the rest are listed). Returns the path
-    of ``index.html``.
+    The page opens with the model (its sublayer table, first-layer kernels and, for the
+    analytic models, activation maps to a grating; ``model=False`` leaves it out) and the
+    stimuli, then the run-level overview, the units with a dossier page
+    (``units/<layer>_<channel>.html``; at most ``max_dossiers``, the battery's chosen
+    units first, the rest listed), each stored result's own figures (at most
+    ``max_per_kind`` results of each analysis kind; the rest are listed), the provenance
+    and the summary. Returns the path of ``index.html``.
     """
+    from artiphys.report.dossier import (capped, dossier_href, dossier_units, units_section,
+                                         write_dossiers)
+    from artiphys.report.model_section import model_section, run_config
+    from artiphys.report.results import example_units
+    from artiphys.report.stimuli_section import stimuli_section
+
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunStoreError(f"run directory {run_dir} does not exist; pass the --out of a run")
@@ -90,25 +102,54 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = run_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-
-    parts = [f"<h1>artiphys report: {html.escape(run_dir.name)}</h1>"]
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    units, left_out = capped(dossier_units(run_dir, summary), max_dossiers)
+    links = {(la, c): dossier_href(la, c) for la, chans in units.items() for c in chans}
+    parts = [f"<h1>artiphys report: {html.escape(run_dir.name)}</h1>"]
     parts += _status_notes(manifest, summary)
-    if manifest:
-        parts.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(
-            _provenance(manifest), indent=2, default=str)) + "</pre><p>Every step's digest: "
-            "<code>manifest.json</code> in the run directory.</p>")
-    page = _Page(out_dir, parts)
-    add = page.add
+    page = _Page(out_dir, parts, links=links)
+    config = run_config(run_dir)
+    spec = None
+    if model and config.get("model"):
+        spec = model_section(run_dir, summary, page, example_units(run_dir))
+    parts.append(stimuli_section(out_dir, summary, config, spec and
+                                 spec.preprocessing.input_size_px))
 
     overview = run_figures(run_dir, summary)
     tables = run_tables([run_dir])
     if overview or tables:
-        parts.append("<h2>Overview</h2>")
+        parts.append("<h2 id='overview'>Overview</h2>")
         for table in tables:
             page.add_table(*table)
-        add(overview)
+        page.add(overview)
+    parts.append(units_section(units, summary, left_out))
+    _result_sections(run_dir, summary, page, max_per_kind)
+    if manifest:
+        parts.append("<h2 id='provenance'>Provenance</h2><pre>" + html.escape(json.dumps(
+            _provenance(manifest), indent=2, default=str)) + "</pre><p>Every step's digest: "
+            "<code>manifest.json</code> in the run directory.</p>")
+    if summary:
+        parts.append("<h2 id='summary'>Summary</h2><pre>" + html.escape(json.dumps(summary,
+                     indent=2)) + "</pre>")
+    if page.n_fig == 0:
+        parts.append("<p>No stored result of a kind the report knows how to draw.</p>")
+    write_dossiers(run_dir, out_dir, summary, units)
+    parts.insert(1, _contents(parts))
+    return page.write()
+
+
+def _contents(parts: list[str]) -> str:
+    """A line of links to the page's sections that have an id."""
+    import re
+
+    found = re.findall(r"<h2 id='([\w-]+)'>([^<]+)</h2>", "\n".join(parts))
+    return ("<nav>" + " | ".join(f"<a href='#{i}'>{html.escape(t)}</a>" for i, t in found) +
+            "</nav>") if found else ""
+
+
+def _result_sections(run_dir: Path, summary: dict, page, max_per_kind: int) -> None:
+    """Each stored result's own figures, in the layers' order, capped per kind."""
     drawn: dict[str, int] = {}
     skipped: dict[str, int] = {}
     for path, kind, meta in _ordered(_results(run_dir), summary):
@@ -121,64 +162,14 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
             figs = figures_for(ds.load())
         if figs:
             drawn[kind] = drawn.get(kind, 0) + 1
-            parts.append(f"<h2>{html.escape(_title(kind, meta, summary))}</h2>"
-                         f"<p class='file'>{html.escape(str(path.relative_to(run_dir)))}</p>")
-            add(figs)
+            page.parts.append(f"<h2>{html.escape(_title(kind, meta, summary))}</h2>"
+                              f"<p class='file'>{html.escape(str(path.relative_to(run_dir)))}"
+                              "</p>")
+            page.add(figs)
     if skipped:
-        parts.append("<p>Not drawn (over " + str(max_per_kind) + " results of a kind): " +
-                     ", ".join(f"{n} {html.escape(k)}" for k, n in sorted(skipped.items())) +
-                     " results; open them with <code>xarray.open_dataset</code>.</p>")
-    if summary:
-        parts.append("<h2>Summary</h2><pre>" + html.escape(json.dumps(summary, indent=2)) +
-                     "</pre>")
-    if page.n_fig == 0:
-        parts.append("<p>No stored result of a kind the report knows how to draw.</p>")
-    return page.write()
-
-
-class _Page:
-    """An HTML page of numbered figures (PNG + PDF beside it) under ``out_dir``."""
-
-    def __init__(self, out_dir: Path, parts: list[str]):
-        self.out_dir, self.parts, self.n_fig = out_dir, parts, 0
-
-    def add(self, figs) -> None:
-        for title, caption, fig in figs:
-            self.n_fig += 1
-            stem = f"fig{self.n_fig:02d}"
-            fig.savefig(self.out_dir / f"{stem}.png", dpi=130)
-            fig.savefig(self.out_dir / f"{stem}.pdf")
-            plt.close(fig)
-            self.parts.append(
-                f"<figure><img src='{stem}.png' alt='{html.escape(title, quote=True)}' "
-                f"style='max-width:100%'>"
-                f"<figcaption><b>Figure {self.n_fig}. {html.escape(title)}.</b> "
-                f"{html.escape(caption)} (<a href='{stem}.pdf'>PDF</a>)</figcaption></figure>")
-
-    def add_table(self, stem: str, caption: str, table) -> None:
-        """Show ``table`` (a DataFrame) and write it as ``<stem>.csv``."""
-        tmp = self.out_dir / f"{stem}.csv.tmp"
-        table.to_csv(tmp, index=False, float_format="%.4g")
-        tmp.replace(self.out_dir / f"{stem}.csv")
-        self.parts.append(f"<p><b>{html.escape(stem)}</b> ({html.escape(caption)}; "
-                          f"<a href='{stem}.csv'>CSV</a>)</p><div class='wide'>" +
-                          table.to_html(index=False, float_format="%.3g", na_rep="-") +
-                          "</div>")
-
-    def write(self) -> Path:
-        page = ("<!doctype html><html><head><meta charset='utf-8'><title>artiphys report"
-                "</title><style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
-                "figcaption{font-size:90%;margin-bottom:2em}.banner{background:#fee;padding:"
-                ".6em;border:1px solid #c66}.file{color:#777;font-size:75%}"
-                ".wide{overflow-x:auto}pre{font-size:80%;"
-                "background:#f5f5f5;padding:1em;overflow:auto}table{font-size:80%;"
-                "border-collapse:collapse}td,th{padding:2px 6px;border-bottom:1px solid #ddd}"
-                "</style></head><body>" + "\n".join(self.parts) + "</body></html>")
-        index = self.out_dir / "index.html"
-        tmp = index.with_suffix(".html.tmp")
-        tmp.write_text(page)
-        tmp.replace(index)
-        return index
+        page.parts.append("<p>Not drawn (over " + str(max_per_kind) + " results of a kind): " +
+                          ", ".join(f"{n} {html.escape(k)}" for k, n in sorted(skipped.items()))
+                          + " results; open them with <code>xarray.open_dataset</code>.</p>")
 
 
 def build_comparison_report(run_dirs, out_dir: str | Path) -> Path:
