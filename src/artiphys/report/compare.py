@@ -130,7 +130,7 @@ def build_comparison_report(run_dirs, out_dir) -> Path:
     """
     from artiphys.report.diverse_figures import comparison_figures, load_diverse_groups
     from artiphys.report.figures import run_tables
-    from artiphys.report.html import _Page
+    from artiphys.report.page import Page
 
     runs, refused = check_runs(run_dirs)
     if not runs:
@@ -146,7 +146,7 @@ def build_comparison_report(run_dirs, out_dir) -> Path:
         parts.append("<h2>Runs not used</h2><ul>" + "".join(
             f"<li><code>{html.escape(r)}</code>: {html.escape(why)}</li>"
             for r, why in refused) + "</ul>")
-    page = _Page(out_dir, parts)
+    page = Page(out_dir, parts)
     table = layer_table(runs)
     if not table.empty:
         parts.append("<h2>Shape tuning and invariance by layer</h2>")
@@ -159,7 +159,7 @@ def build_comparison_report(run_dirs, out_dir) -> Path:
         for t in run_tables(diverse):
             page.add_table(*t)
         page.add(comparison_figures(load_diverse_groups(diverse)))
-    return page.write()
+    return page.write("artiphys comparison")
 
 
 __all__ = ["METRICS", "RunInfo", "build_comparison_report", "check_runs", "layer_table"]

@@ -170,31 +170,3 @@ def _result_sections(run_dir: Path, summary: dict, page, max_per_kind: int) -> N
         page.parts.append("<p>Not drawn (over " + str(max_per_kind) + " results of a kind): " +
                           ", ".join(f"{n} {html.escape(k)}" for k, n in sorted(skipped.items()))
                           + " results; open them with <code>xarray.open_dataset</code>.</p>")
-
-
-def build_comparison_report(run_dirs, out_dir: str | Path) -> Path:
-    """Write ``out_dir/index.html`` comparing the diverse results of several runs (e.g. one
-    run per model: trained and control conditions, layers by receptive-field size), with its
-    tables as CSV beside it (``diverse_summary.csv``, ``diverse_condition_tests.csv``).
-    Returns the path of ``index.html``."""
-    from artiphys.report.diverse_figures import comparison_figures, load_diverse_groups
-
-    runs = [Path(r) for r in run_dirs]
-    missing = [str(r) for r in runs if not r.is_dir()]
-    if missing:
-        raise RunStoreError(f"run directory {missing[0]} does not exist; pass the --out of "
-                            "a run")
-    tables = run_tables(runs)
-    if not tables:
-        raise RunStoreError("none of these runs holds diverse results (artiphys diverse "
-                            "... --out RUN); nothing to compare")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    parts = ["<h1>artiphys comparison: diverse feature visualisations</h1>",
-             "<p>Runs: " + ", ".join(html.escape(str(r)) for r in runs) + "</p>",
-             "<h2>Summary</h2>"]
-    page = _Page(out_dir, parts)
-    for table in tables:
-        page.add_table(*table)
-    page.add(comparison_figures(load_diverse_groups(runs)))
-    return page.write()
