@@ -281,3 +281,16 @@ def test_dossiers_are_capped_chosen_units_first(tmp_path):
     assert "1 more visualised unit(s) have no page" in text and "conv: 2" in text
     assert "units/conv_2.html" not in text and "units/conv_0.html" in text
     assert capped(units, 0)[0] == {}
+
+
+def test_table_links_cells_of_integer_columns():
+    """An int64 channel column (as the example-unit table has) gets its links too."""
+    import pandas as pd
+
+    from artiphys.report.page import Page
+
+    page = Page.__new__(Page)
+    page.links = {("conv1", 3): "units/conv1_3.html"}
+    table = pd.DataFrame({"layer": ["conv1", "conv1"], "channel": [3, 4], "r": [0.5, float("nan")]})
+    out = page.table_html(table)
+    assert "<a href='units/conv1_3.html'>3</a>" in out and ">4<" in out and "-" in out

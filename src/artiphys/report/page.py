@@ -77,9 +77,9 @@ class Page:
         cols = set(map(str, table.columns))
         if not (self.links and {"layer", "channel"} <= cols):
             return table.to_html(index=False, float_format="%.3g", na_rep="-")
-        shown = table.copy()
+        shown = table.astype(object)  # cells become link strings, whatever their dtype
         for col in shown.columns:
-            if shown[col].dtype.kind == "f":
+            if table[col].dtype.kind == "f":
                 shown[col] = [("-" if v != v else f"{v:.3g}") for v in shown[col]]
         for i, (layer, channel) in enumerate(zip(table["layer"], table["channel"])):
             href = self.links.get((str(layer), _channel(channel)))
