@@ -89,6 +89,15 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     ``max_per_kind`` results of each analysis kind; the rest are listed), the provenance
     and the summary. Returns the path of ``index.html``.
     """
+    from artiphys.report.page import parallel_saves
+
+    with parallel_saves():  # figures are drawn and written by worker processes
+        page = _build(Path(run_dir), out_dir, max_per_kind, max_dossiers, model)
+    return page.write()
+
+
+def _build(run_dir: Path, out_dir, max_per_kind: int, max_dossiers: int, model: bool):
+    """Every section of :func:`build_report`; returns the index page, not yet written."""
     from artiphys.report.dossier import (capped, dossier_href, dossier_units, units_section,
                                          write_dossiers)
     from artiphys.report.model_section import model_section, run_config
@@ -136,7 +145,7 @@ def build_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
         parts.append("<p>No stored result of a kind the report knows how to draw.</p>")
     write_dossiers(run_dir, out_dir, summary, units)
     parts.insert(1, _contents(parts))
-    return page.write()
+    return page
 
 
 def _contents(parts: list[str]) -> str:

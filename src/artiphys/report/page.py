@@ -7,6 +7,7 @@ slower for a format the PDF already covers (vector, zoomable)."""
 from __future__ import annotations
 
 import html
+import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -35,15 +36,96 @@ def _channel(value) -> int | None:
     return int(f) if f == int(f) else None
 
 
-def save_figure(fig, stem: Path) -> list[str]:
-    """Write ``fig`` as ``<stem>.png`` and ``<stem>.pdf``; close it; return the suffixes."""
-    suffixes = [".png", ".pdf"]
-    for suffix in suffixes:
+SUFFIXES = (".png", ".pdf")
+_SAVER: list = []  # the active FigureSaver of parallel_saves(), if any
+
+
+def _write_figure(fig, stem: Path) -> None:
+    for suffix in SUFFIXES:
         tmp = stem.with_name(stem.name + ".tmp" + suffix)
         fig.savefig(tmp, dpi=130 if suffix == ".png" else None)
         tmp.replace(stem.with_name(stem.name + suffix))
     plt.close(fig)
-    return suffixes
+
+
+def _write_pickled(data: bytes, stem: str) -> None:
+    """Worker side of :class:`FigureSaver`."""
+    import pickle
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _write_figure(pickle.loads(data), Path(stem))
+
+
+class FigureSaver:
+    """Draws and writes figures in worker processes (drawing PNG and PDF is most of a
+    report's time), so that they overlap each other and the building of the next ones.
+    Figures that cannot be pickled are written in this process."""
+
+    def __init__(self, workers: int):
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # Forked (as torch's DataLoader workers are): a spawned worker would import the
+        # caller's main script again, which breaks scripts without a __main__ guard.
+        self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+        self.futures: list = []
+
+    def save(self, fig, stem: Path) -> None:
+        import pickle
+
+        try:
+            data = pickle.dumps(fig)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            _write_figure(fig, stem)
+            return
+        plt.close(fig)
+        self.futures.append(self.pool.submit(_write_pickled, data, str(stem)))
+
+    def close(self) -> None:
+        """Wait for every figure (a worker's error is raised here) and stop the workers."""
+        try:
+            for future in self.futures:
+                future.result()
+        finally:
+            self.pool.shutdown(cancel_futures=True)
+
+
+class parallel_saves:  # noqa: N801 - used as a context manager, like contextlib's
+    """``with parallel_saves(workers):`` every :func:`save_figure` inside goes to a
+    :class:`FigureSaver` of ``workers`` processes (default: the CPU count, at most 4;
+    one, or not on Linux: written in this process); all are written when the block ends."""
+
+    def __init__(self, workers: int | None = None):
+        import multiprocessing as mp
+        import os
+
+        self.workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+        if "fork" not in mp.get_all_start_methods() or sys.platform != "linux":
+            self.workers = 1  # no fork (macOS forks badly, Windows cannot): this process
+
+    def __enter__(self):
+        if self.workers > 1 and not _SAVER:
+            _SAVER.append(FigureSaver(self.workers))
+            self.owner = True
+        else:
+            self.owner = False
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.owner:
+            _SAVER.pop().close()
+
+
+def save_figure(fig, stem: Path) -> list[str]:
+    """Write ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` (by a worker inside
+    :class:`parallel_saves`); close it; return the suffixes."""
+    if _SAVER:
+        _SAVER[-1].save(fig, stem)
+    else:
+        _write_figure(fig, stem)
+    return list(SUFFIXES)
 
 
 class Page:
