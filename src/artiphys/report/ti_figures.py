@@ -401,14 +401,21 @@ def ti_cdf_figures(run_dir: Path, summary: dict):
     return figs
 
 
+def _primary_pairs(summary: dict, first: dict, fvar: str, second: dict, svar: str, *, by):
+    """``(primary condition, {layer: (channels, first values, second values)}, layers in
+    execution order with a matched unit)`` of two ``{(condition, layer): result}`` maps;
+    the primary condition is chosen among the conditions of ``by``."""
+    primary = _primary(summary, [c for c, _ in by])
+    pairs = {la: _paired(first[primary, la], fvar, second[primary, la], svar)
+             for c, la in by if c == primary and (c, la) in first and (c, la) in second}
+    return primary, pairs, _ordered(summary, [la for la, p in pairs.items() if p[0].size])
+
+
 @run_figure
 def ti_xy_figures(run_dir: Path, summary: dict):
     """Fig. 7-S1: TI for vertical vs horizontal shifts, per layer."""
     tx, ty = _results(run_dir, "ti"), _results(run_dir, "ti_y")
-    primary = _primary(summary, [c for c, _ in ty])
-    pairs = {la: _paired(tx[primary, la], "ti", ty[primary, la], "ti")
-             for c, la in ty if c == primary and (c, la) in tx}
-    layers = _ordered(summary, [la for la, p in pairs.items() if p[0].size])
+    primary, pairs, layers = _primary_pairs(summary, tx, "ti", ty, "ti", by=ty)
     if not layers:
         return []
     examples = example_units(run_dir)
@@ -504,10 +511,7 @@ def _apc_ti_caption(condition, notes, with_median) -> str:
 def apc_ti_figures(run_dir: Path, summary: dict):
     """Fig. 8: APC r vs TI per layer with the V4 reference and distance-to-ideal contours."""
     tis, apcs = _ti(run_dir), _results(run_dir, "apc")
-    primary = _primary(summary, [c for c, _ in tis])
-    pairs = {la: _paired(tis[primary, la], "ti", apcs[primary, la], "r")
-             for c, la in tis if c == primary and (c, la) in apcs}
-    layers = _ordered(summary, [la for la, p in pairs.items() if p[0].size])
+    primary, pairs, layers = _primary_pairs(summary, tis, "ti", apcs, "r", by=tis)
     if not layers:
         return []
     examples = example_units(run_dir)
